@@ -1,0 +1,38 @@
+//! DescribeCluster: the live brokers as the admin client sees them.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::metadata::controller_id;
+use super::{Dispatcher, RequestContext};
+
+pub async fn handle(
+    d: &Dispatcher,
+    ctx: &RequestContext,
+    _version: i16,
+    _req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let image = d.metadata.current();
+    let brokers = image
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let ep = b.endpoints.iter().find(|e| e.name == ctx.listener_name)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(b.id.into())
+                    .with_host(StrBytes::from_string(ep.host.clone()))
+                    .with_port(ep.port as i32)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_endpoint_type(1)
+        .with_cluster_id(StrBytes::from_string(d.cluster_id.clone()))
+        .with_controller_id(controller_id(&image, d).into())
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(i32::MIN)
+}

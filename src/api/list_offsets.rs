@@ -1,0 +1,70 @@
+//! ListOffsets: earliest, latest, by timestamp and max timestamp (KIP-734).
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{Dispatcher, RequestContext};
+use crate::broker::BrokerError;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(
+    d: &Dispatcher,
+    _ctx: &RequestContext,
+    _version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let image = d.metadata.current();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = (|| {
+                        let partition = d.broker.leader_partition(
+                            &image,
+                            topic.name.as_str(),
+                            p.partition_index,
+                        )?;
+                        let (timestamp, offset) = match p.timestamp {
+                            LATEST => (-1, partition.high_watermark()),
+                            EARLIEST | EARLIEST_LOCAL => (-1, partition.log_start_offset()),
+                            MAX_TIMESTAMP => partition.max_timestamp()?,
+                            ts if ts >= 0 => partition
+                                .offset_for_timestamp(ts)?
+                                .map(|(offset, ts)| (ts, offset))
+                                .unwrap_or((-1, -1)),
+                            _ => (-1, -1),
+                        };
+                        Ok::<_, BrokerError>((timestamp, offset, partition.leader_epoch()))
+                    })();
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    match result {
+                        Ok((timestamp, offset, epoch)) => resp
+                            .with_timestamp(timestamp)
+                            .with_offset(offset)
+                            .with_leader_epoch(epoch),
+                        Err(e) => resp
+                            .with_error_code(e.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,147 @@
+//! Metadata: brokers (each live broker's endpoint for the listener the client came in on),
+//! cluster id, controller id and topics, auto-creating requested topics when allowed.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Dispatcher, RequestContext};
+use crate::controller::{NewTopic, validate_topic_name};
+use crate::metadata::image::is_internal_topic;
+use crate::metadata::{MetadataImage, TopicImage};
+
+/// Kafka's "authorized operations not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub async fn handle(
+    d: &Dispatcher,
+    ctx: &RequestContext,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let mut image = d.metadata.current();
+    // v0 with an empty list and v1+ with null both mean every topic.
+    let all_topics =
+        req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(|t| t.is_empty()));
+    let mut topics_out = Vec::new();
+    if all_topics {
+        for t in image.topics() {
+            topics_out.push(topic_response(t, d.node_id));
+        }
+    } else {
+        let requested = req.topics.unwrap_or_default();
+        // Auto-create the unknown ones first (Kafka creates them and the client retries; we wait
+        // for the creation so the client has its answer now).
+        let auto_create =
+            d.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+        if auto_create {
+            let missing: Vec<NewTopic> = requested
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+                .filter(|n| image.topic(n).is_none() && validate_topic_name(n).is_ok())
+                .map(|name| NewTopic {
+                    name,
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: BTreeMap::new(),
+                    configs: BTreeMap::new(),
+                })
+                .collect();
+            if !missing.is_empty() {
+                let _ = d.controller.create_topics(missing, false).await;
+                image = d.metadata.current();
+            }
+        }
+        for t in requested {
+            let found = match &t.name {
+                Some(name) => image.topic(name.as_str()),
+                None => image.topic_by_id(&t.topic_id),
+            };
+            match found {
+                Some(topic) => topics_out.push(topic_response(topic, d.node_id)),
+                None => {
+                    let (code, name) = match &t.name {
+                        Some(name) if validate_topic_name(name).is_err() => (
+                            ResponseError::InvalidTopicException.code(),
+                            Some(name.clone()),
+                        ),
+                        Some(name) => (
+                            ResponseError::UnknownTopicOrPartition.code(),
+                            Some(name.clone()),
+                        ),
+                        None => (ResponseError::UnknownTopicId.code(), None),
+                    };
+                    topics_out.push(
+                        MetadataResponseTopic::default()
+                            .with_error_code(code)
+                            .with_name(name)
+                            .with_topic_id(t.topic_id)
+                            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+                    );
+                }
+            }
+        }
+    }
+    MetadataResponse::default()
+        .with_brokers(brokers(&image, &ctx.listener_name))
+        .with_cluster_id(Some(StrBytes::from_string(d.cluster_id.clone())))
+        .with_controller_id(controller_id(&image, d).into())
+        .with_topics(topics_out)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+/// As Kafka's KRaft brokers do, clients are given a live broker as "controller": they cannot
+/// reach the quorum. This node if it is one, else the lowest live id.
+pub fn controller_id(image: &MetadataImage, d: &Dispatcher) -> i32 {
+    if image.brokers.get(&d.node_id).is_some_and(|b| !b.fenced) {
+        return d.node_id;
+    }
+    image.live_brokers().map(|b| b.id).next().unwrap_or(-1)
+}
+
+pub fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
+    image
+        .live_brokers()
+        .filter_map(|b| {
+            let ep = b.endpoints.iter().find(|e| e.name == listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(b.id.into())
+                    .with_host(StrBytes::from_string(ep.host.clone()))
+                    .with_port(ep.port as i32)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect()
+}
+
+fn topic_response(t: &TopicImage, _node_id: i32) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            MetadataResponsePartition::default()
+                .with_error_code(if p.leader < 0 {
+                    ResponseError::LeaderNotAvailable.code()
+                } else {
+                    0
+                })
+                .with_partition_index(index)
+                .with_leader_id(p.leader.into())
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&r| r.into()).collect())
+                .with_isr_nodes(p.isr.iter().map(|&r| r.into()).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(is_internal_topic(&t.name))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

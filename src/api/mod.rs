@@ -1,0 +1,206 @@
+//! The Kafka APIs: one file per API key. Each decodes its request, calls a service (broker,
+//! controller, metadata) and encodes the response. This file owns the table of supported
+//! (key, min, max) that ApiVersions is derived from, and the dispatch by listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tracing::debug;
+
+use crate::broker::{ProducerIdManager, ReplicaManager};
+use crate::config::ServerConfig;
+use crate::controller::ControllerHandle;
+use crate::metadata::MetadataReader;
+use crate::network::ListenerKind;
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+/// Where a request came from.
+pub struct RequestContext {
+    pub peer: SocketAddr,
+    pub listener_kind: ListenerKind,
+    pub listener_name: String,
+}
+
+pub enum Outcome {
+    Respond(BytesMut),
+    /// Produce with acks=0: Kafka sends nothing back.
+    NoResponse,
+    /// Kafka closes the connection on an unknown key, a version it does not serve, an API the
+    /// listener does not expose, or a request it cannot parse.
+    Close(String),
+}
+
+/// (api key, min version, max version) served on client listeners.
+pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// Served on the CONTROLLER listener.
+pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
+
+pub fn apis_for(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
+    match kind {
+        ListenerKind::Client => CLIENT_APIS,
+        ListenerKind::Controller => CONTROLLER_APIS,
+    }
+}
+
+/// The services a request may call into, shared by every connection.
+pub struct Dispatcher {
+    pub config: Arc<ServerConfig>,
+    pub cluster_id: String,
+    pub node_id: i32,
+    pub metadata: MetadataReader,
+    pub broker: Arc<ReplicaManager>,
+    pub controller: ControllerHandle,
+    pub producer_ids: ProducerIdManager,
+    /// Set once the broker is registered; used when asking for producer ids.
+    pub broker_epoch: AtomicI64,
+}
+
+/// A request that could not be served: the reason is logged and the connection closed.
+struct Refuse(String);
+
+impl Dispatcher {
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub async fn dispatch(&self, ctx: &RequestContext, mut frame: Bytes) -> Outcome {
+        if frame.len() < 8 {
+            return Outcome::Close("request shorter than a header".into());
+        }
+        let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let Ok(key) = ApiKey::try_from(raw_key) else {
+            return Outcome::Close(format!("unknown api key {raw_key}"));
+        };
+        let served = apis_for(ctx.listener_kind)
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, min, max)| (*min, *max));
+        let Some((min, max)) = served else {
+            debug!(peer = %ctx.peer, listener = %ctx.listener_name, ?key,
+                "api not enabled on this listener");
+            return Outcome::Close(format!(
+                "api {key:?} is not served on listener {}",
+                ctx.listener_name
+            ));
+        };
+        if version < min || version > max {
+            if key == ApiKey::ApiVersions {
+                // KIP-511: answer with v0 so any client can read which versions we serve.
+                return api_versions::unsupported_version(correlation_id, ctx.listener_kind);
+            }
+            return Outcome::Close(format!(
+                "{key:?} v{version} is not supported (supported {min}..={max})"
+            ));
+        }
+        let header = match RequestHeader::decode(&mut frame, key.request_header_version(version)) {
+            Ok(h) => h,
+            Err(e) => return Outcome::Close(format!("malformed {key:?} request header: {e}")),
+        };
+        let client_id = header.client_id.as_ref().map(|s| s.to_string());
+        match self.route(ctx, key, version, client_id, &mut frame).await {
+            Ok(Some(body)) => {
+                let mut out = BytesMut::with_capacity(body.len() + 8);
+                let header = ResponseHeader::default().with_correlation_id(correlation_id);
+                if header
+                    .encode(&mut out, key.response_header_version(version))
+                    .is_err()
+                {
+                    return Outcome::Close("cannot encode response header".into());
+                }
+                out.extend_from_slice(&body);
+                Outcome::Respond(out)
+            }
+            Ok(None) => Outcome::NoResponse,
+            Err(Refuse(reason)) => {
+                debug!(peer = %ctx.peer, ?key, version, reason, "refusing request");
+                Outcome::Close(reason)
+            }
+        }
+    }
+
+    async fn route(
+        &self,
+        ctx: &RequestContext,
+        key: ApiKey,
+        version: i16,
+        client_id: Option<String>,
+        body: &mut Bytes,
+    ) -> Result<Option<BytesMut>, Refuse> {
+        let _ = &client_id;
+        macro_rules! call {
+            ($module:ident) => {{
+                let req = decode(body, version, key)?;
+                let resp = $module::handle(self, ctx, version, req).await;
+                encode(&resp, version).map(Some)
+            }};
+        }
+        match key {
+            ApiKey::ApiVersions => call!(api_versions),
+            ApiKey::Metadata => call!(metadata),
+            ApiKey::Produce => {
+                let req = decode(body, version, key)?;
+                match produce::handle(self, ctx, version, req).await {
+                    Some(resp) => encode(&resp, version).map(Some),
+                    None => Ok(None),
+                }
+            }
+            ApiKey::Fetch => call!(fetch),
+            ApiKey::ListOffsets => call!(list_offsets),
+            ApiKey::CreateTopics => call!(create_topics),
+            ApiKey::DeleteTopics => call!(delete_topics),
+            ApiKey::CreatePartitions => call!(create_partitions),
+            ApiKey::InitProducerId => call!(init_producer_id),
+            ApiKey::DescribeCluster => call!(describe_cluster),
+            other => Err(Refuse(format!("{other:?} has no handler"))),
+        }
+    }
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T, Refuse> {
+    let req = T::decode(body, version)
+        .map_err(|e| Refuse(format!("malformed {key:?} v{version}: {e}")))?;
+    if body.has_remaining() {
+        debug!(
+            ?key,
+            version,
+            trailing = body.remaining(),
+            "ignoring trailing bytes in request"
+        );
+    }
+    Ok(req)
+}
+
+fn encode<T: Encodable>(resp: &T, version: i16) -> Result<BytesMut, Refuse> {
+    let mut out = BytesMut::new();
+    resp.encode(&mut out, version)
+        .map_err(|e| Refuse(format!("cannot encode response v{version}: {e}")))?;
+    Ok(out)
+}

@@ -1,0 +1,69 @@
+use crate::log::LogError;
+use crate::protocol::record_batch::BatchError;
+
+/// Why a produce or fetch on one partition failed; each variant is exactly one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("This broker is not the leader for that topic-partition.")]
+    NotLeaderOrFollower,
+    #[error("{0}")]
+    Batch(BatchError),
+    #[error("The requested offset is not within the range of offsets maintained by the server.")]
+    OffsetOutOfRange,
+    #[error(
+        "Out of order sequence number for producer {producer_id}: expected {expected}, got {got}"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("Producer {producer_id} used epoch {got}, older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        got: i16,
+        current: i16,
+    },
+    #[error("Produce request specified an invalid value for required acks.")]
+    InvalidRequiredAcks,
+    #[error("Disk error when trying to access log file on the disk: {0}")]
+    KafkaStorage(String),
+    #[error("The cluster is still loading its metadata; retry.")]
+    NotReady,
+}
+
+impl BrokerError {
+    pub fn code(&self) -> i16 {
+        match self {
+            BrokerError::UnknownTopicOrPartition => 3,
+            BrokerError::UnknownTopicId => 100,
+            BrokerError::NotLeaderOrFollower => 6,
+            BrokerError::Batch(b) => b.kafka_error_code(),
+            BrokerError::OffsetOutOfRange => 1,
+            BrokerError::OutOfOrderSequence { .. } => 45,
+            BrokerError::InvalidProducerEpoch { .. } => 47,
+            BrokerError::InvalidRequiredAcks => 21,
+            BrokerError::KafkaStorage(_) => 56,
+            BrokerError::NotReady => 5,
+        }
+    }
+}
+
+impl From<LogError> for BrokerError {
+    fn from(e: LogError) -> Self {
+        match e.kafka_error_code() {
+            1 => BrokerError::OffsetOutOfRange,
+            _ => BrokerError::KafkaStorage(e.to_string()),
+        }
+    }
+}
+
+impl From<BatchError> for BrokerError {
+    fn from(e: BatchError) -> Self {
+        BrokerError::Batch(e)
+    }
+}

@@ -1,0 +1,309 @@
+//! The partitions this node hosts, kept in step with the metadata image: a partition is opened
+//! when the image makes this node one of its replicas and deleted when its topic is removed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use super::{BrokerError, Partition};
+use crate::config::ServerConfig;
+use crate::controller::ControllerHandle;
+use crate::log::{LogConfig, PartitionLog};
+use crate::metadata::MetadataImage;
+
+pub type TopicPartition = (String, i32);
+
+pub struct ReplicaManager {
+    node_id: i32,
+    config: Arc<ServerConfig>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Woken on every append, so long-polling fetches can re-read.
+    data_arrived: Notify,
+}
+
+/// `partition.metadata`, Kafka's file binding a partition dir to its topic id.
+fn write_partition_metadata(dir: &Path, topic_id: &uuid::Uuid) -> std::io::Result<()> {
+    let text = format!(
+        "version: 0\ntopic_id: {}\n",
+        crate::log::meta_properties::kafka_uuid_string(topic_id)
+    );
+    std::fs::write(dir.join("partition.metadata"), text)
+}
+
+fn read_partition_metadata(dir: &Path) -> Option<uuid::Uuid> {
+    let text = std::fs::read_to_string(dir.join("partition.metadata")).ok()?;
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))?
+        .trim();
+    crate::log::meta_properties::parse_kafka_uuid(id)
+}
+
+impl ReplicaManager {
+    pub fn new(config: Arc<ServerConfig>) -> ReplicaManager {
+        ReplicaManager {
+            node_id: config.node_id,
+            config,
+            partitions: RwLock::new(HashMap::new()),
+            data_arrived: Notify::new(),
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .ok()?
+            .get(&(topic.to_string(), partition))
+            .cloned()
+    }
+
+    /// The partition if this node leads it; the Kafka error otherwise.
+    pub fn leader_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let p = t
+            .partitions
+            .get(&partition)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if p.leader != self.node_id {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        match self.get(topic, partition) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ => Err(BrokerError::NotLeaderOrFollower),
+        }
+    }
+
+    pub fn notify_data_arrived(&self) {
+        self.data_arrived.notify_waiters();
+    }
+
+    /// Waits until an append happens or `timeout` passes.
+    pub async fn wait_for_data(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.data_arrived.notified()).await;
+    }
+
+    fn log_config(&self, topic: &str, image: &MetadataImage) -> LogConfig {
+        let overrides = image.topic_configs(topic);
+        let resolved = crate::config::topic::TopicConfig::resolve(&overrides, &self.config);
+        LogConfig {
+            segment_bytes: resolved.segment_bytes as u64,
+            segment_ms: resolved.segment_ms,
+            index_interval_bytes: resolved.index_interval_bytes as u32,
+            max_index_size: resolved.segment_index_bytes as u32,
+            ..LogConfig::default()
+        }
+    }
+
+    /// The max.message.bytes that applies to `topic`.
+    pub fn max_message_bytes(&self, topic: &str, image: &MetadataImage) -> usize {
+        let overrides = image.topic_configs(topic);
+        crate::config::topic::TopicConfig::resolve(&overrides, &self.config).max_message_bytes
+            as usize
+    }
+
+    /// The dir a partition lives in: where it already is, else the log dir hosting the fewest.
+    fn partition_dir(&self, name: &str) -> PathBuf {
+        for dir in &self.config.log_dirs {
+            let candidate = dir.join(name);
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+        let counts = self.partitions.read().map(|p| p.len()).unwrap_or(0);
+        let idx = counts % self.config.log_dirs.len().max(1);
+        self.config
+            .log_dirs
+            .get(idx)
+            .cloned()
+            .unwrap_or_default()
+            .join(name)
+    }
+
+    /// Brings the hosted partitions in line with `image`.
+    pub fn apply_image(&self, image: &MetadataImage) {
+        let mut wanted = HashMap::new();
+        for topic in image.topics() {
+            for (&index, reg) in &topic.partitions {
+                if reg.replicas.contains(&self.node_id) {
+                    wanted.insert((topic.name.clone(), index), (topic.clone(), reg.clone()));
+                }
+            }
+        }
+        // Remove partitions whose topic is gone (or was re-created with a new id).
+        let stale: Vec<TopicPartition> = {
+            let Ok(parts) = self.partitions.read() else {
+                return;
+            };
+            parts
+                .iter()
+                .filter(|(tp, p)| match wanted.get(*tp) {
+                    None => true,
+                    Some((t, _)) => t.id != p.topic_id,
+                })
+                .map(|(tp, _)| tp.clone())
+                .collect()
+        };
+        for tp in stale {
+            let removed = self.partitions.write().ok().and_then(|mut p| p.remove(&tp));
+            if let Some(p) = removed {
+                match Arc::try_unwrap(p) {
+                    Ok(p) => {
+                        if let Some(log) = p.into_log()
+                            && let Err(e) = log.delete()
+                        {
+                            warn!(topic = %tp.0, partition = tp.1, error = %e, "cannot delete log");
+                        }
+                    }
+                    Err(p) => {
+                        // A request still holds it: delete the files by path; the request's
+                        // reads fail with a storage error, as in Kafka.
+                        let dir = self.partition_dir(&format!("{}-{}", p.topic, p.index));
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                }
+                info!(topic = %tp.0, partition = tp.1, "deleted partition");
+            }
+        }
+        for ((name, index), (topic, reg)) in wanted {
+            let existing = self.get(&name, index);
+            let partition = match existing {
+                Some(p) => p,
+                None => {
+                    let dir_name = format!("{name}-{index}");
+                    let dir = self.partition_dir(&dir_name);
+                    if let Some(id) = read_partition_metadata(&dir)
+                        && id != topic.id
+                    {
+                        // Left over from an earlier topic of the same name.
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                    let log = match PartitionLog::open(&dir, self.log_config(&name, image)) {
+                        Ok(log) => log,
+                        Err(e) => {
+                            error!(dir = %dir.display(), error = %e, "cannot open partition log");
+                            continue;
+                        }
+                    };
+                    if let Err(e) = write_partition_metadata(&dir, &topic.id) {
+                        error!(dir = %dir.display(), error = %e, "cannot write partition.metadata");
+                    }
+                    let p = Arc::new(Partition::new(name.clone(), topic.id, index, log));
+                    if let Ok(mut parts) = self.partitions.write() {
+                        parts.insert((name.clone(), index), p.clone());
+                    }
+                    p
+                }
+            };
+            if reg.leader == self.node_id {
+                partition.make_leader(reg.leader_epoch);
+            } else {
+                partition.make_follower(reg.leader_epoch);
+            }
+        }
+    }
+
+    /// Follows the image until shutdown.
+    pub async fn follow_metadata(
+        self: Arc<Self>,
+        mut images: watch::Receiver<Arc<MetadataImage>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let image = images.borrow_and_update().clone();
+            let this = self.clone();
+            // Opening logs is file I/O: keep it off the async workers.
+            let _ = tokio::task::spawn_blocking(move || this.apply_image(&image)).await;
+            tokio::select! {
+                r = images.changed() => if r.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Flushes and closes every log: the clean-shutdown path.
+    pub fn shutdown(&self) {
+        let parts: Vec<_> = match self.partitions.write() {
+            Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
+            Err(_) => return,
+        };
+        for p in parts {
+            let name = format!("{}-{}", p.topic, p.index);
+            match Arc::try_unwrap(p) {
+                Ok(p) => {
+                    if let Some(log) = p.into_log()
+                        && let Err(e) = log.close()
+                    {
+                        warn!(partition = %name, error = %e, "cannot close log cleanly");
+                    }
+                }
+                Err(p) => {
+                    let _ = p.flush();
+                }
+            }
+        }
+    }
+}
+
+/// Hands out producer ids from blocks the controller allocates (ProducerIdsRecord).
+pub struct ProducerIdManager {
+    block: Mutex<(i64, i64)>,
+}
+
+impl Default for ProducerIdManager {
+    fn default() -> Self {
+        ProducerIdManager {
+            block: Mutex::new((0, 0)),
+        }
+    }
+}
+
+impl ProducerIdManager {
+    pub async fn next_id(
+        &self,
+        controller: &ControllerHandle,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<i64, crate::controller::ControllerError> {
+        if let Some(id) = self.take() {
+            return Ok(id);
+        }
+        let (start, len) = controller
+            .allocate_producer_ids(broker_id, broker_epoch)
+            .await?;
+        let mut block = self
+            .block
+            .lock()
+            .map_err(|_| crate::controller::ControllerError::Unknown("poisoned".into()))?;
+        *block = (start + 1, start + len);
+        Ok(start)
+    }
+
+    fn take(&self) -> Option<i64> {
+        let mut block = self.block.lock().ok()?;
+        if block.0 < block.1 {
+            let id = block.0;
+            block.0 += 1;
+            Some(id)
+        } else {
+            None
+        }
+    }
+}

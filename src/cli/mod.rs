@@ -1,0 +1,163 @@
+//! The `kraftd` command line, mirroring Kafka's scripts: `storage` (kafka-storage.sh), `start`
+//! (kafka-server-start.sh) and `version`. Errors are printed here as one line with the fix.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+mod daemon;
+mod start;
+mod storage;
+
+#[derive(Parser)]
+#[command(
+    name = "kraftd",
+    about = "A Kafka server in KRaft mode",
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Format and inspect log directories (like kafka-storage.sh).
+    #[command(subcommand)]
+    Storage(StorageCommand),
+    /// Start a node (like kafka-server-start.sh).
+    Start(StartArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Print a new cluster id.
+    RandomUuid,
+    /// Write meta.properties into every log dir and the metadata log dir.
+    Format {
+        /// The cluster id (from `kraftd storage random-uuid`).
+        #[arg(short = 't', long = "cluster-id")]
+        cluster_id: String,
+        /// The server.properties file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Skip directories that are already formatted instead of failing.
+        #[arg(short = 'g', long = "ignore-formatted")]
+        ignore_formatted: bool,
+        /// Format as the only voter of a new quorum (Kafka 4.x `--standalone`).
+        #[arg(short = 's', long)]
+        standalone: bool,
+        /// Override a config key for this command.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Show what is formatted where, and any mismatch.
+    Info {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct StartArgs {
+    /// The server.properties file.
+    #[arg(short = 'c', long = "config", required_unless_present = "config_file")]
+    config: Option<PathBuf>,
+    /// The server.properties file, given positionally as to kafka-server-start.sh.
+    #[arg(conflicts_with = "config")]
+    config_file: Option<PathBuf>,
+    /// Override a config key (repeatable), like kafka-server-start.sh --override.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Format unformatted log dirs on first start with a fresh cluster id (says so in the log).
+    #[arg(long)]
+    auto_format: bool,
+    /// Detach, write a pid file and a log file; return 0 once the node serves.
+    #[arg(long, alias = "daemon-mode")]
+    daemon: bool,
+    /// With --daemon: where the pid goes.
+    #[arg(long, default_value = "kraftd.pid")]
+    pid_file: PathBuf,
+    /// With --daemon: where the log goes.
+    #[arg(long, default_value = "kraftd.log")]
+    log_file: PathBuf,
+}
+
+impl StartArgs {
+    fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| self.config_file.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Parses `key=value` overrides; the error names the bad one.
+fn parse_overrides(raw: &[String]) -> Result<Vec<(String, String)>, String> {
+    raw.iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!(
+                "--override {o}: expected KEY=VALUE. Fix: write it as --override log.dirs=/data/kraftd"
+            )),
+        })
+        .collect()
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version => {
+            println!("kraftd {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Storage(StorageCommand::RandomUuid) => {
+            println!("{}", crate::log::meta_properties::random_uuid());
+            Ok(())
+        }
+        Command::Storage(StorageCommand::Format {
+            cluster_id,
+            config,
+            ignore_formatted,
+            standalone,
+            overrides,
+        }) => parse_overrides(&overrides)
+            .and_then(|o| storage::format(&config, &o, &cluster_id, ignore_formatted, standalone)),
+        Command::Storage(StorageCommand::Info { config, overrides }) => {
+            parse_overrides(&overrides).and_then(|o| storage::info(&config, &o))
+        }
+        Command::Start(args) => start::run(args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(line) => {
+            eprintln!("kraftd: {line}");
+            1
+        }
+    }
+}
+
+/// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (Type=notify units).
+pub(crate) fn notify_systemd(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return;
+    };
+    let path = path.to_string_lossy().to_string();
+    if let Some(abstract_name) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name) {
+            let _ = sock.send_to_addr(state.as_bytes(), &addr);
+        }
+    } else {
+        let _ = sock.send_to(state.as_bytes(), path);
+    }
+}

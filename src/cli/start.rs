@@ -1,0 +1,121 @@
+//! `kraftd start`: load and validate the config, check (or, with --auto-format, create) the
+//! storage, run the node until SIGTERM/SIGINT, then shut down cleanly and exit 0.
+
+use tracing::{error, info, warn};
+
+use super::storage::{all_dirs, check_formatted, format_dirs};
+use super::{StartArgs, parse_overrides};
+use crate::config::ServerConfig;
+use crate::log::meta_properties::{MetaProperties, random_uuid};
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KRAFTD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
+pub(crate) fn run(args: StartArgs) -> Result<(), String> {
+    if args.daemon {
+        return super::daemon::spawn(&args);
+    }
+    init_logging();
+    let result = run_node(&args);
+    if let Err(e) = &result {
+        error!("{e}");
+    }
+    result
+}
+
+fn run_node(args: &StartArgs) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let config_path = args.config_path();
+    let overrides = parse_overrides(&args.overrides)?;
+    let config = ServerConfig::load(&config_path, &overrides).map_err(|e| e.to_string())?;
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    if args.auto_format {
+        auto_format(&config)?;
+    }
+    let cluster_id = check_formatted(&config, &config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kraftd")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let node_id = config.node_id;
+        let server = crate::server::start(config, cluster_id.clone()).await?;
+        let addrs: Vec<String> = server
+            .bound
+            .iter()
+            .map(|(n, a)| format!("{n}={a}"))
+            .collect();
+        info!(
+            node_id,
+            cluster_id = %cluster_id,
+            listeners = %addrs.join(","),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "kraftd started"
+        );
+        crate::server::notify_ready();
+        wait_for_signal().await;
+        super::notify_systemd("STOPPING=1");
+        let result = server.shutdown().await;
+        if let Some(pid) = crate::server::pid_file_from_env() {
+            let _ = std::fs::remove_file(pid);
+        }
+        result
+    })
+}
+
+/// Formats every unformatted dir, with the cluster id of any dir already formatted, else a new
+/// one; says so in the log.
+fn auto_format(config: &ServerConfig) -> Result<(), String> {
+    let dirs = all_dirs(config);
+    let mut existing = None;
+    let mut unformatted = false;
+    for d in &dirs {
+        match MetaProperties::read(d).map_err(|e| e.to_string())? {
+            Some(mp) => existing = existing.or(Some(mp.cluster_id)),
+            None => unformatted = true,
+        }
+    }
+    if !unformatted {
+        return Ok(());
+    }
+    let (cluster_id, fresh) = match existing {
+        Some(id) => (id, false),
+        None => (random_uuid(), true),
+    };
+    format_dirs(config, &cluster_id, true, |line| info!("{line}"))?;
+    if fresh {
+        info!(cluster_id = %cluster_id, "--auto-format: formatted empty log dirs with a new cluster id");
+    } else {
+        info!(cluster_id = %cluster_id, "--auto-format: formatted the empty log dirs with the existing cluster id");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the node could never stop cleanly; fall back to ctrl-c.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("received SIGTERM"),
+        _ = int.recv() => info!("received SIGINT"),
+    }
+}

@@ -1,0 +1,56 @@
+use kafka_protocol::ResponseError;
+
+/// Why the controller refused a change; each variant is exactly one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("This node is not the active controller.")]
+    NotController,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("{0}")]
+    BrokerIdNotRegistered(String),
+    #[error("The server experienced an unexpected error: {0}")]
+    Unknown(String),
+}
+
+impl ControllerError {
+    pub fn error(&self) -> ResponseError {
+        match self {
+            ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            ControllerError::NotController => ResponseError::NotController,
+            ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            ControllerError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+            ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+            ControllerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+            ControllerError::Unknown(_) => ResponseError::UnknownServerError,
+        }
+    }
+
+    pub fn code(&self) -> i16 {
+        self.error().code()
+    }
+}
