@@ -95,6 +95,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let (controller, controller_handle) = QuorumController::new(
         ControllerConfig {
             node_id: config.node_id,
+            broker: config.clone(),
             default_num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor.clamp(1, i16::MAX as i32)
                 as i16,

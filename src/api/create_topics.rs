@@ -48,7 +48,9 @@ pub async fn handle(
         .into_iter()
         .zip(results)
         .map(|(name, r)| {
-            let out = CreatableTopicResult::default().with_name(name);
+            let out = CreatableTopicResult::default()
+                .with_name(name)
+                .with_error_message(None);
             match r {
                 Ok(created) => out
                     .with_topic_id(created.topic_id)

@@ -17,12 +17,16 @@ use crate::controller::ControllerHandle;
 use crate::metadata::MetadataReader;
 use crate::network::ListenerKind;
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
 mod fetch;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -55,6 +59,10 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeCluster, 0, 2),
 ];
 
@@ -179,6 +187,10 @@ impl Dispatcher {
             ApiKey::CreatePartitions => call!(create_partitions),
             ApiKey::InitProducerId => call!(init_producer_id),
             ApiKey::DescribeCluster => call!(describe_cluster),
+            ApiKey::DescribeConfigs => call!(describe_configs),
+            ApiKey::AlterConfigs => call!(alter_configs),
+            ApiKey::IncrementalAlterConfigs => call!(incremental_alter_configs),
+            ApiKey::DescribeLogDirs => call!(describe_log_dirs),
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }

@@ -221,6 +221,15 @@ impl Partition {
         self.lock().map(|s| s.log.size_in_bytes()).unwrap_or(0)
     }
 
+    /// Topic configs changed: the log follows them from its next append.
+    pub fn update_log_config(&self, config: crate::log::LogConfig) {
+        if let Ok(mut state) = self.lock()
+            && *state.log.config() != config
+        {
+            state.log.set_config(config);
+        }
+    }
+
     pub fn flush(&self) -> Result<(), BrokerError> {
         let mut state = self.lock()?;
         Ok(state.log.flush()?)

@@ -14,6 +14,7 @@ use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
 use crate::log::{LogConfig, PartitionLog};
 use crate::metadata::MetadataImage;
+use crate::protocol::record_batch::TimestampType;
 
 pub type TopicPartition = (String, i32);
 
@@ -97,11 +98,16 @@ impl ReplicaManager {
         let overrides = image.topic_configs(topic);
         let resolved = crate::config::topic::TopicConfig::resolve(&overrides, &self.config);
         LogConfig {
-            segment_bytes: resolved.segment_bytes as u64,
+            segment_bytes: resolved.segment_bytes.max(0) as u64,
             segment_ms: resolved.segment_ms,
-            index_interval_bytes: resolved.index_interval_bytes as u32,
-            max_index_size: resolved.segment_index_bytes as u32,
-            ..LogConfig::default()
+            index_interval_bytes: resolved.index_interval_bytes.max(0) as u32,
+            max_index_size: resolved.segment_index_bytes.max(0) as u32,
+            flush_interval_messages: resolved.flush_messages.max(0) as u64,
+            flush_interval_ms: resolved.flush_ms,
+            message_timestamp_type: match resolved.message_timestamp_type {
+                crate::config::defs::TimestampType::CreateTime => TimestampType::CreateTime,
+                crate::config::defs::TimestampType::LogAppendTime => TimestampType::LogAppendTime,
+            },
         }
     }
 
@@ -178,7 +184,10 @@ impl ReplicaManager {
         for ((name, index), (topic, reg)) in wanted {
             let existing = self.get(&name, index);
             let partition = match existing {
-                Some(p) => p,
+                Some(p) => {
+                    p.update_log_config(self.log_config(&name, image));
+                    p
+                }
                 None => {
                     let dir_name = format!("{name}-{index}");
                     let dir = self.partition_dir(&dir_name);

@@ -6,6 +6,7 @@
 //! leads to never interleave with another request's. It never writes state anywhere but the
 //! metadata log.
 
+mod configs;
 mod errors;
 mod placement;
 mod topics;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 use uuid::Uuid;
 
+pub use configs::{AlterConfigResource, ConfigOp};
 pub use errors::ControllerError;
 pub use topics::{CreatedTopic, NewPartitions, NewTopic, TopicRef, validate_topic_name};
 
@@ -58,10 +60,10 @@ enum Request {
         validate_only: bool,
         reply: oneshot::Sender<Vec<Result<(), ControllerError>>>,
     },
-    IncrementalAlterConfigs {
-        changes: Vec<ConfigChange>,
+    AlterConfigs {
+        resources: Vec<AlterConfigResource>,
         validate_only: bool,
-        reply: oneshot::Sender<Result<(), ControllerError>>,
+        reply: oneshot::Sender<Vec<Result<(), ControllerError>>>,
     },
     RegisterBroker {
         broker: BrokerToRegister,
@@ -77,15 +79,6 @@ enum Request {
         broker_epoch: i64,
         reply: oneshot::Sender<Result<(i64, i64), ControllerError>>,
     },
-}
-
-/// A change to one config key of one resource; `value: None` deletes the key.
-#[derive(Debug, Clone)]
-pub struct ConfigChange {
-    pub resource_type: i8,
-    pub resource_name: String,
-    pub key: String,
-    pub value: Option<String>,
 }
 
 /// How brokers (and the API layer) reach the active controller.
@@ -141,17 +134,18 @@ impl ControllerHandle {
         .await
     }
 
-    pub async fn incremental_alter_configs(
+    /// One result per resource.
+    pub async fn alter_configs(
         &self,
-        changes: Vec<ConfigChange>,
+        resources: Vec<AlterConfigResource>,
         validate_only: bool,
-    ) -> Result<(), ControllerError> {
-        self.call(|reply| Request::IncrementalAlterConfigs {
-            changes,
+    ) -> Result<Vec<Result<(), ControllerError>>, ControllerError> {
+        self.call(|reply| Request::AlterConfigs {
+            resources,
             validate_only,
             reply,
         })
-        .await?
+        .await
     }
 
     pub async fn register_broker(&self, broker: BrokerToRegister) -> Result<i64, ControllerError> {
@@ -191,6 +185,8 @@ impl ControllerHandle {
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub node_id: i32,
+    /// The node's static config: topic configs fall back to it when validated.
+    pub broker: Arc<crate::config::ServerConfig>,
     pub default_num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
@@ -320,28 +316,15 @@ impl QuorumController {
                 let results = self.commit_unless(validate_only, records, results).await;
                 let _ = reply.send(results);
             }
-            Request::IncrementalAlterConfigs {
-                changes,
+            Request::AlterConfigs {
+                resources,
                 validate_only,
                 reply,
             } => {
-                let records = changes
-                    .into_iter()
-                    .map(|c| {
-                        MetadataRecord::Config(crate::metadata::records::ConfigRecord {
-                            resource_type: c.resource_type,
-                            resource_name: c.resource_name,
-                            name: c.key,
-                            value: c.value,
-                        })
-                    })
-                    .collect();
-                let result = if validate_only {
-                    Ok(())
-                } else {
-                    self.commit(records).await.map(|_| ())
-                };
-                let _ = reply.send(result);
+                let (results, records) =
+                    configs::alter_configs(&self.config.broker, &image, resources);
+                let results = self.commit_unless(validate_only, records, results).await;
+                let _ = reply.send(results);
             }
             Request::RegisterBroker { broker, reply } => {
                 let result = self.register_broker(&image, broker).await;

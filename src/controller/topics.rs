@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
 use super::{ControllerConfig, ControllerError, placement};
-use crate::config::topic::validate_topic_config;
+use crate::config::topic::validate_topic_configs;
 use crate::metadata::MetadataImage;
 
 /// One result per requested topic, and the records for those that succeed.
-type TopicResults<T> = (Vec<Result<T, ControllerError>>, Vec<MetadataRecord>);
+pub(super) type TopicResults<T> = (Vec<Result<T, ControllerError>>, Vec<MetadataRecord>);
 use crate::metadata::records::{
     ConfigRecord, MetadataRecord, PartitionRecord, RemoveTopicRecord, TopicRecord,
     config_resource_type,
@@ -113,12 +113,13 @@ pub(super) fn create_topics(
                     topic.name
                 )));
             }
-            for (k, v) in &topic.configs {
-                if let Some(v) = v {
-                    validate_topic_config(k, v)
-                        .map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
-                }
-            }
+            let configs: BTreeMap<String, String> = topic
+                .configs
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .collect();
+            validate_topic_configs(&configs, &config.broker)
+                .map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
             let assignments: Vec<Vec<i32>> = if topic.assignments.is_empty() {
                 let partitions = if topic.num_partitions == -1 {
                     config.default_num_partitions

@@ -293,6 +293,11 @@ impl PartitionLog {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// Applies changed topic configs live; the active segment rolls by the new limits.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
