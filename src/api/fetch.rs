@@ -1,6 +1,5 @@
 //! Fetch: whole batches as stored, bounded per partition and per response, long-polling up to
-//! max_wait_ms until min_bytes are available. Sessions (KIP-227) are declined with session id 0,
-//! which clients answer with full fetches, as Kafka allows.
+//! max_wait_ms until min_bytes are available, with incremental fetch sessions (KIP-227).
 
 use std::time::{Duration, Instant};
 
@@ -8,13 +7,26 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use super::{Dispatcher, RequestContext};
 use crate::broker::BrokerError;
+use crate::broker::fetch_session::{FetchPartitionSpec, FetchPlan, LastSent, TopicKey};
+use crate::metadata::MetadataImage;
 
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
 /// Kafka's FetchRequest.READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
+
+struct Outcome {
+    key: TopicKey,
+    name: String,
+    id: Uuid,
+    data: PartitionData,
+    bytes: usize,
+    sent: LastSent,
+    previous: Option<LastSent>,
+}
 
 pub async fn handle(
     d: &Dispatcher,
@@ -22,6 +34,45 @@ pub async fn handle(
     version: i16,
     req: FetchRequest,
 ) -> FetchResponse {
+    let by_id = version >= FIRST_TOPIC_ID_VERSION;
+    let key = |name: &TopicName, id: Uuid| {
+        if by_id {
+            TopicKey::Id(id)
+        } else {
+            TopicKey::Name(name.to_string())
+        }
+    };
+    let requested: Vec<FetchPartitionSpec> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| FetchPartitionSpec {
+                topic: key(&t.topic, t.topic_id),
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+            })
+        })
+        .collect();
+    let forgotten: Vec<(TopicKey, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |&p| (key(&t.topic, t.topic_id), p))
+        })
+        .collect();
+    let plan =
+        match d
+            .broker
+            .fetch_sessions
+            .plan(req.session_id, req.session_epoch, requested, forgotten)
+        {
+            Ok(plan) => plan,
+            Err(e) => return FetchResponse::default().with_error_code(e.code()),
+        };
+
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = if req.max_bytes <= 0 {
@@ -29,75 +80,130 @@ pub async fn handle(
     } else {
         req.max_bytes as usize
     };
-    loop {
-        let (responses, total, had_error) = read_all(d, version, &req, max_bytes);
+    let outcomes = loop {
+        let notified = d.broker.data_arrived().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let image = d.metadata.current();
+        let outcomes = read_all(d, &image, &plan, max_bytes, req.isolation_level);
+        let total: usize = outcomes.iter().map(|o| o.bytes).sum();
+        let had_error = outcomes.iter().any(|o| o.sent.error_code != 0);
         let now = Instant::now();
         if total >= min_bytes || had_error || now >= deadline {
-            return FetchResponse::default()
-                .with_session_id(0)
-                .with_responses(responses);
+            break outcomes;
         }
-        d.broker.wait_for_data(deadline - now).await;
+        let _ = tokio::time::timeout(deadline - now, notified).await;
+    };
+
+    // Incremental responses carry only partitions with news.
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .filter(|o| !plan.incremental || o.bytes > 0 || o.previous != Some(o.sent))
+        .collect();
+    let sent: Vec<_> = outcomes
+        .iter()
+        .map(|o| (o.key.clone(), o.data.partition_index, o.sent))
+        .collect();
+    d.broker.fetch_sessions.update(plan.session_id, &sent);
+
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for o in outcomes {
+        match topics.last_mut() {
+            Some(t) if t.topic_id == o.id && t.topic.as_str() == o.name => {
+                t.partitions.push(o.data)
+            }
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(o.name)))
+                    .with_topic_id(o.id)
+                    .with_partitions(vec![o.data]),
+            ),
+        }
     }
+    FetchResponse::default()
+        .with_session_id(plan.session_id)
+        .with_responses(topics)
 }
 
 fn read_all(
     d: &Dispatcher,
-    version: i16,
-    req: &FetchRequest,
+    image: &MetadataImage,
+    plan: &FetchPlan,
     max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    let image = d.metadata.current();
+    isolation_level: i8,
+) -> Vec<Outcome> {
     let mut total = 0usize;
-    let mut had_error = false;
-    let mut out = Vec::with_capacity(req.topics.len());
-    for topic in &req.topics {
-        let name: Option<String> = if version >= FIRST_TOPIC_ID_VERSION {
-            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
-        } else {
-            Some(topic.topic.to_string())
-        };
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let result = (|| {
-                let Some(name) = name.as_deref() else {
-                    return Err(BrokerError::UnknownTopicId);
-                };
-                let partition = d.broker.leader_partition(&image, name, p.partition)?;
-                let remaining = max_bytes.saturating_sub(total);
-                let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                // The first partition with data returns at least one whole batch, so a batch
-                // larger than the limits still makes progress (KIP-74).
-                partition.read(p.fetch_offset, limit, total == 0)
-            })();
+    plan.partitions
+        .iter()
+        .map(|(spec, previous)| {
+            let topic = match &spec.topic {
+                TopicKey::Id(id) => image.topic_by_id(id),
+                TopicKey::Name(name) => image.topic(name),
+            };
+            let (name, id) = match (&spec.topic, topic) {
+                (_, Some(t)) => (t.name.clone(), t.id),
+                (TopicKey::Id(id), None) => (String::new(), *id),
+                (TopicKey::Name(n), None) => (n.clone(), Uuid::nil()),
+            };
+            let result = match (&spec.topic, topic) {
+                (TopicKey::Id(_), None) => Err(BrokerError::UnknownTopicId),
+                (TopicKey::Name(_), None) => Err(BrokerError::UnknownTopicOrPartition),
+                (_, Some(t)) => d
+                    .broker
+                    .leader_partition(image, &t.name, spec.partition)
+                    .and_then(|partition| {
+                        let limit =
+                            (spec.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+                        // The first partition with data returns at least one whole batch, so a
+                        // batch larger than the limits still makes progress (KIP-74).
+                        partition.read(spec.fetch_offset, limit, total == 0)
+                    }),
+            };
             let data = PartitionData::default()
-                .with_partition_index(p.partition)
+                .with_partition_index(spec.partition)
                 .with_preferred_read_replica((-1).into())
-                .with_aborted_transactions((req.isolation_level == READ_COMMITTED).then(Vec::new));
-            partitions.push(match result {
+                .with_aborted_transactions((isolation_level == READ_COMMITTED).then(Vec::new));
+            let (data, bytes, sent) = match result {
                 Ok(f) => {
                     total += f.records.len();
-                    data.with_high_watermark(f.high_watermark)
-                        .with_last_stable_offset(f.high_watermark)
-                        .with_log_start_offset(f.log_start_offset)
-                        .with_records(Some(f.records))
+                    let sent = LastSent {
+                        high_watermark: f.high_watermark,
+                        log_start_offset: f.log_start_offset,
+                        error_code: 0,
+                    };
+                    let bytes = f.records.len();
+                    (
+                        data.with_high_watermark(f.high_watermark)
+                            .with_last_stable_offset(f.high_watermark)
+                            .with_log_start_offset(f.log_start_offset)
+                            .with_records(Some(f.records)),
+                        bytes,
+                        sent,
+                    )
                 }
-                Err(e) => {
-                    had_error = true;
+                Err(e) => (
                     data.with_error_code(e.code())
                         .with_high_watermark(-1)
                         .with_last_stable_offset(-1)
                         .with_log_start_offset(-1)
-                        .with_records(Some(Bytes::new()))
-                }
-            });
-        }
-        out.push(
-            FetchableTopicResponse::default()
-                .with_topic(TopicName(StrBytes::from_string(name.unwrap_or_default())))
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    (out, total, had_error)
+                        .with_records(Some(Bytes::new())),
+                    0,
+                    LastSent {
+                        high_watermark: -1,
+                        log_start_offset: -1,
+                        error_code: e.code(),
+                    },
+                ),
+            };
+            Outcome {
+                key: spec.topic.clone(),
+                name,
+                id,
+                data,
+                bytes,
+                sent,
+                previous: *previous,
+            }
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 //! controller. It reads the metadata image and calls into `log`; it never writes metadata itself.
 
 mod errors;
+pub mod fetch_session;
 mod lifecycle;
 mod partition;
 mod producer_state;

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
+use super::fetch_session::FetchSessionCache;
 use super::{BrokerError, Partition};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
@@ -24,6 +24,7 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Woken on every append, so long-polling fetches can re-read.
     data_arrived: Notify,
+    pub fetch_sessions: FetchSessionCache,
 }
 
 /// `partition.metadata`, Kafka's file binding a partition dir to its topic id.
@@ -48,9 +49,12 @@ impl ReplicaManager {
     pub fn new(config: Arc<ServerConfig>) -> ReplicaManager {
         ReplicaManager {
             node_id: config.node_id,
-            config,
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
+            fetch_sessions: FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots.max(0) as usize,
+            ),
+            config,
         }
     }
 
@@ -89,9 +93,10 @@ impl ReplicaManager {
         self.data_arrived.notify_waiters();
     }
 
-    /// Waits until an append happens or `timeout` passes.
-    pub async fn wait_for_data(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.data_arrived.notified()).await;
+    /// Woken by every append. Long-polls register (`Notified::enable`) before they read, so an
+    /// append between the read and the wait is not missed.
+    pub fn data_arrived(&self) -> &Notify {
+        &self.data_arrived
     }
 
     fn log_config(&self, topic: &str, image: &MetadataImage) -> LogConfig {
