@@ -89,7 +89,8 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     .map_err(|e| e.to_string())?;
     let raft_task = tokio::spawn(driver.run(shutdown_rx.clone()));
 
-    let (loader, metadata) = MetadataLoader::new(raft.clone());
+    let broker = Arc::new(ReplicaManager::new(config.clone()));
+    let (loader, metadata) = MetadataLoader::new(raft.clone(), vec![broker.clone()]);
     let mut background = vec![tokio::spawn(loader.run(shutdown_rx.clone()))];
 
     let (controller, controller_handle) = QuorumController::new(
@@ -105,13 +106,6 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         metadata.clone(),
     );
     background.push(tokio::spawn(controller.run(shutdown_rx.clone())));
-
-    let broker = Arc::new(ReplicaManager::new(config.clone()));
-    background.push(tokio::spawn(
-        broker
-            .clone()
-            .follow_metadata(metadata.subscribe(), shutdown_rx.clone()),
-    ));
 
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
@@ -148,7 +142,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let _ = metadata
         .wait_for_offset(raft.high_watermark().borrow().to_owned())
         .await;
-    broker.apply_image(&metadata.current());
+    broker.remove_stray_logs(&metadata.current());
     Ok(RunningServer {
         shutdown: shutdown_tx,
         listeners,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use super::fetch_session::FetchSessionCache;
@@ -13,7 +13,7 @@ use super::{BrokerError, Partition};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
 use crate::log::{LogConfig, PartitionLog};
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, MetadataPublisher};
 use crate::protocol::record_batch::TimestampType;
 
 pub type TopicPartition = (String, i32);
@@ -227,20 +227,39 @@ impl ReplicaManager {
         }
     }
 
-    /// Follows the image until shutdown.
-    pub async fn follow_metadata(
-        self: Arc<Self>,
-        mut images: watch::Receiver<Arc<MetadataImage>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        loop {
-            let image = images.borrow_and_update().clone();
-            let this = self.clone();
-            // Opening logs is file I/O: keep it off the async workers.
-            let _ = tokio::task::spawn_blocking(move || this.apply_image(&image)).await;
-            tokio::select! {
-                r = images.changed() => if r.is_err() { return },
-                _ = shutdown.changed() => return,
+    /// Deletes partition dirs that no topic of `image` owns: left behind when the node stopped
+    /// between committing a topic deletion and removing its files. Call once the image is
+    /// caught up, so that no live topic is mistaken for a stray.
+    pub fn remove_stray_logs(&self, image: &MetadataImage) {
+        for log_dir in &self.config.log_dirs {
+            let Ok(entries) = std::fs::read_dir(log_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(topic_id) = read_partition_metadata(&path) else {
+                    continue;
+                };
+                let owned = image.topic_by_id(&topic_id).is_some_and(|t| {
+                    path.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.rsplit_once('-'))
+                        .is_some_and(|(name, p)| {
+                            name == t.name
+                                && p.parse::<i32>()
+                                    .is_ok_and(|p| t.partitions.contains_key(&p))
+                        })
+                });
+                if !owned {
+                    match std::fs::remove_dir_all(&path) {
+                        Ok(()) => {
+                            info!(dir = %path.display(), "deleted stray partition dir (its topic was deleted)")
+                        }
+                        Err(e) => {
+                            warn!(dir = %path.display(), error = %e, "cannot delete stray partition dir")
+                        }
+                    }
+                }
             }
         }
     }
@@ -273,6 +292,12 @@ impl ReplicaManager {
                 }
             }
         }
+    }
+}
+
+impl MetadataPublisher for ReplicaManager {
+    fn publish(&self, image: &MetadataImage) {
+        self.apply_image(image);
     }
 }
 

@@ -1,7 +1,7 @@
 //! `kraftd start`: load and validate the config, check (or, with --auto-format, create) the
 //! storage, run the node until SIGTERM/SIGINT, then shut down cleanly and exit 0.
 
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::storage::{all_dirs, check_formatted, format_dirs};
 use super::{StartArgs, parse_overrides};
@@ -26,11 +26,8 @@ pub(crate) fn run(args: StartArgs) -> Result<(), String> {
         return super::daemon::spawn(&args);
     }
     init_logging();
-    let result = run_node(&args);
-    if let Err(e) = &result {
-        error!("{e}");
-    }
-    result
+    // A fatal error is printed once, by cli::run, as the one line on stderr.
+    run_node(&args)
 }
 
 fn run_node(args: &StartArgs) -> Result<(), String> {

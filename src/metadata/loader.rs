@@ -13,6 +13,13 @@ use super::image::MetadataImage;
 use super::records::MetadataRecord;
 use crate::raft::RaftHandle;
 
+/// Something that must see each new image before any reader does (Kafka's MetadataPublisher):
+/// the broker opens the partitions an image assigns it, so that when a client learns of a
+/// partition from Metadata, the partition is already served.
+pub trait MetadataPublisher: Send + Sync {
+    fn publish(&self, image: &MetadataImage);
+}
+
 /// Bytes read from the log per step; bounds the loader's memory.
 const READ_CHUNK: usize = 1 << 20;
 
@@ -45,16 +52,21 @@ pub struct MetadataLoader {
     raft: RaftHandle,
     image: MetadataImage,
     tx: watch::Sender<Arc<MetadataImage>>,
+    publishers: Vec<Arc<dyn MetadataPublisher>>,
 }
 
 impl MetadataLoader {
-    pub fn new(raft: RaftHandle) -> (MetadataLoader, MetadataReader) {
+    pub fn new(
+        raft: RaftHandle,
+        publishers: Vec<Arc<dyn MetadataPublisher>>,
+    ) -> (MetadataLoader, MetadataReader) {
         let (tx, rx) = watch::channel(Arc::new(MetadataImage::default()));
         (
             MetadataLoader {
                 raft,
                 image: MetadataImage::default(),
                 tx,
+                publishers,
             },
             MetadataReader { rx },
         )
@@ -64,11 +76,22 @@ impl MetadataLoader {
         let mut hw = self.raft.high_watermark();
         loop {
             let target = *hw.borrow_and_update();
-            while self.image.offset < target {
-                if !self.load_chunk() {
-                    break;
+            // Publishers do file I/O (opening partition logs): keep it off the async workers.
+            tokio::task::block_in_place(|| {
+                let before = self.image.offset;
+                while self.image.offset < target {
+                    if !self.load_chunk() {
+                        break;
+                    }
                 }
-            }
+                if self.image.offset != before {
+                    let image = Arc::new(self.image.clone());
+                    for p in &self.publishers {
+                        p.publish(&image);
+                    }
+                    self.tx.send_replace(image);
+                }
+            });
             tokio::select! {
                 changed = hw.changed() => if changed.is_err() { return },
                 _ = shutdown.changed() => return,
@@ -95,7 +118,6 @@ impl MetadataLoader {
             return false;
         }
         self.image = image;
-        self.tx.send_replace(Arc::new(self.image.clone()));
         true
     }
 }

@@ -7,4 +7,4 @@ pub mod loader;
 pub mod records;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
-pub use loader::{MetadataLoader, MetadataReader};
+pub use loader::{MetadataLoader, MetadataPublisher, MetadataReader};

@@ -1,0 +1,707 @@
+//! Raw TCP against the client and CONTROLLER listeners of the real binary: ApiVersions (and
+//! KIP-511), framing and parse failures that must close only the offending connection,
+//! per-listener API exposure, pipelining order, and Produce validation errors.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::Node;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kraftd::protocol::record_batch::{BatchOptions, NewRecord, encode_batch};
+
+/// Every read waits at most this: the server must answer or close, never leave us hanging.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+fn start_node() -> Node {
+    Node::start(&[("socket.request.max.bytes", "1048576")])
+}
+
+/// One raw connection with bounded reads.
+struct Conn {
+    stream: TcpStream,
+}
+
+impl Conn {
+    fn open(port: u16) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn { stream }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, correlation_id: i32, body: &T) {
+        let bytes = frame(key, version, correlation_id, body);
+        self.send_raw(&bytes);
+    }
+
+    /// The next response frame (without its size prefix), or `None` on EOF / reset.
+    fn recv_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        match self.stream.read_exact(&mut size) {
+            Ok(()) => {}
+            Err(e) if is_closed(&e) => return None,
+            Err(e) => panic!("no response and no close within {READ_TIMEOUT:?}: {e}"),
+        }
+        let size = i32::from_be_bytes(size);
+        assert!(
+            (4..=64 * 1024 * 1024).contains(&size),
+            "bad response size {size}"
+        );
+        let mut buf = vec![0u8; size as usize];
+        self.stream
+            .read_exact(&mut buf)
+            .expect("response body after its size");
+        Some(Bytes::from(buf))
+    }
+
+    fn recv<T: Decodable>(&mut self, key: ApiKey, version: i16, correlation_id: i32) -> T {
+        let mut frame = self
+            .recv_frame()
+            .unwrap_or_else(|| panic!("connection closed instead of answering {key:?} v{version}"));
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+            .expect("response header");
+        assert_eq!(header.correlation_id, correlation_id, "{key:?} v{version}");
+        let body = T::decode(&mut frame, version)
+            .unwrap_or_else(|e| panic!("{key:?} v{version} response does not decode: {e}"));
+        assert!(
+            frame.is_empty(),
+            "{key:?} v{version}: {} trailing bytes",
+            frame.len()
+        );
+        body
+    }
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        req: &Req,
+    ) -> Resp {
+        self.send(key, version, correlation_id, req);
+        self.recv(key, version, correlation_id)
+    }
+
+    /// The server must close this connection (EOF or reset) without sending anything.
+    fn expect_closed(&mut self, what: &str) {
+        let started = Instant::now();
+        let mut buf = [0u8; 256];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => panic!(
+                    "{what}: expected the connection closed, got {n} bytes: {:?}",
+                    &buf[..n]
+                ),
+                Err(e) if is_closed(&e) => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!(
+                    "{what}: connection still open after {:?} ({e})",
+                    started.elapsed()
+                ),
+            }
+        }
+    }
+}
+
+fn is_closed(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+    )
+}
+
+/// A frame whose header claims `claimed` but whose body is encoded at `encoded_at`: a request
+/// at a version kafka-protocol itself cannot encode.
+fn frame_claiming<T: Encodable>(
+    key: ApiKey,
+    claimed: i16,
+    encoded_at: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Vec<u8> {
+    let mut bytes = frame(key, encoded_at, correlation_id, body);
+    // size(4) api_key(2) api_version(2)
+    bytes[6..8].copy_from_slice(&claimed.to_be_bytes());
+    bytes
+}
+
+/// size prefix + request header + body, as a client sends it.
+fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("wire-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("encode header");
+    body.encode(&mut buf, version).expect("encode body");
+    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&buf);
+    out
+}
+
+fn api_versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kraftd-wire-test"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"))
+}
+
+/// (key, min, max) as listed in a response, sorted by key.
+fn listed(resp: &ApiVersionsResponse) -> Vec<(i16, i16, i16)> {
+    let mut v: Vec<_> = resp
+        .api_keys
+        .iter()
+        .map(|a| (a.api_key, a.min_version, a.max_version))
+        .collect();
+    v.sort();
+    v
+}
+
+fn table(apis: &[(ApiKey, i16, i16)]) -> Vec<(i16, i16, i16)> {
+    let mut v: Vec<_> = apis.iter().map(|(k, a, b)| (*k as i16, *a, *b)).collect();
+    v.sort();
+    v
+}
+
+/// Small deterministic generator (xorshift64*), so junk is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// A fresh connection still gets a correct ApiVersions and Metadata answer, and nothing
+/// panicked.
+fn assert_still_serving(node: &Node, after: &str) {
+    let mut c = Conn::open(node.client_port);
+    let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 7001, &api_versions_request());
+    assert_eq!(resp.error_code, 0, "after {after}");
+    assert_eq!(
+        listed(&resp),
+        table(kraftd::api::CLIENT_APIS),
+        "after {after}"
+    );
+    let md: MetadataResponse = c.call(
+        ApiKey::Metadata,
+        12,
+        7002,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert_eq!(md.brokers.len(), 1, "after {after}: {md:?}");
+    assert_eq!(md.brokers[0].node_id, BrokerId(1));
+    assert_eq!(md.brokers[0].host.as_str(), "127.0.0.1");
+    assert_eq!(md.brokers[0].port, i32::from(node.client_port));
+    assert_eq!(md.controller_id, BrokerId(1), "after {after}");
+    let log = node.log();
+    assert!(!log.contains("panicked"), "after {after}:\n{log}");
+}
+
+// ---- ApiVersions ----
+
+#[test]
+fn api_versions_v3_and_v0_list_the_client_apis() {
+    let mut node = start_node();
+    let mut c = Conn::open(node.client_port);
+    for (version, corr) in [(3i16, 11), (0, 12), (1, 13), (2, 14), (4, 15)] {
+        let resp: ApiVersionsResponse =
+            c.call(ApiKey::ApiVersions, version, corr, &api_versions_request());
+        assert_eq!(resp.error_code, 0, "v{version}");
+        let got = listed(&resp);
+        assert_eq!(got, table(kraftd::api::CLIENT_APIS), "v{version}");
+        for (key, name) in [
+            (0, "Produce"),
+            (1, "Fetch"),
+            (3, "Metadata"),
+            (18, "ApiVersions"),
+        ] {
+            let (_, min, max) = *got
+                .iter()
+                .find(|(k, _, _)| *k == key)
+                .unwrap_or_else(|| panic!("v{version}: {name} ({key}) not listed"));
+            assert!(0 <= min && min <= max, "{name}: {min}..{max}");
+        }
+        let api_versions = got.iter().find(|(k, _, _)| *k == 18).unwrap();
+        assert_eq!(
+            (api_versions.1, api_versions.2),
+            (0, 4),
+            "ApiVersions range"
+        );
+    }
+    // v3 carries the supported metadata.version feature; v0 has no such field.
+    let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 16, &api_versions_request());
+    assert!(
+        resp.supported_features
+            .iter()
+            .any(|f| f.name.as_str() == "metadata.version" && f.min_version <= f.max_version),
+        "{:?}",
+        resp.supported_features
+    );
+    assert_eq!(node.stop().code(), Some(0));
+}
+
+#[test]
+fn every_claimed_metadata_and_api_versions_version_is_answered() {
+    let mut node = start_node();
+    let mut c = Conn::open(node.client_port);
+    let claimed = |key: ApiKey| {
+        kraftd::api::CLIENT_APIS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, a, b)| (*a, *b))
+            .expect("claimed")
+    };
+    let (min, max) = claimed(ApiKey::Metadata);
+    for v in min..=max {
+        let md: MetadataResponse = c.call(
+            ApiKey::Metadata,
+            v,
+            100 + i32::from(v),
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        );
+        assert_eq!(md.brokers.len(), 1, "Metadata v{v}");
+        assert_eq!(md.brokers[0].port, i32::from(node.client_port), "v{v}");
+    }
+    let (min, max) = claimed(ApiKey::ApiVersions);
+    for v in min..=max {
+        let resp: ApiVersionsResponse = c.call(
+            ApiKey::ApiVersions,
+            v,
+            200 + i32::from(v),
+            &api_versions_request(),
+        );
+        assert_eq!(resp.error_code, 0, "ApiVersions v{v}");
+    }
+    assert_eq!(node.stop().code(), Some(0));
+}
+
+#[test]
+fn api_versions_at_an_unknown_version_gets_a_v0_unsupported_version_answer() {
+    let mut node = start_node();
+    for port in [node.client_port, node.controller_port] {
+        let mut c = Conn::open(port);
+        // A client from the future: header v2, body in some newer flexible format.
+        c.send_raw(&frame_claiming(
+            ApiKey::ApiVersions,
+            99,
+            3,
+            0x0102_0304,
+            &api_versions_request(),
+        ));
+        let frame = c.recv_frame().expect("KIP-511 answer, not a close");
+        // v0 response: correlation id, error_code=35, [api_keys: 1 entry (18, 0, 4)].
+        let want: Vec<u8> = [
+            &[0x01, 0x02, 0x03, 0x04][..],
+            &35i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &18i16.to_be_bytes(),
+            &0i16.to_be_bytes(),
+            &4i16.to_be_bytes(),
+        ]
+        .concat();
+        assert_eq!(frame.as_ref(), want.as_slice(), "port {port}");
+        let mut b = frame.clone();
+        let header = ResponseHeader::decode(&mut b, 0).expect("v0 header");
+        assert_eq!(header.correlation_id, 0x0102_0304);
+        let resp = ApiVersionsResponse::decode(&mut b, 0).expect("v0 body");
+        assert_eq!(resp.error_code, 35);
+        assert_eq!(listed(&resp), vec![(18, 0, 4)]);
+        // The client then retries on the same connection with a version we serve.
+        let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 9, &api_versions_request());
+        assert_eq!(resp.error_code, 0);
+    }
+    assert_eq!(node.stop().code(), Some(0));
+}
+
+// ---- requests that must close the connection, and only it ----
+
+#[test]
+fn bad_requests_close_only_their_connection() {
+    let mut node = start_node();
+    // An idle bystander connection must survive every bad request on other connections.
+    let mut bystander = Conn::open(node.client_port);
+
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // Unknown api key 9999, otherwise a plausible v0 header.
+    let mut unknown = Vec::new();
+    unknown.extend_from_slice(&9999i16.to_be_bytes());
+    unknown.extend_from_slice(&0i16.to_be_bytes());
+    unknown.extend_from_slice(&1i32.to_be_bytes());
+    unknown.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut with_size = (unknown.len() as i32).to_be_bytes().to_vec();
+    with_size.extend_from_slice(&unknown);
+    cases.push(("unknown api key 9999".into(), with_size));
+
+    // Known keys at versions outside the claimed range.
+    cases.push((
+        "Produce v2 (below min 3)".into(),
+        frame_claiming(ApiKey::Produce, 2, 3, 2, &ProduceRequest::default()),
+    ));
+    let metadata_max = kraftd::api::CLIENT_APIS
+        .iter()
+        .find(|(k, _, _)| *k == ApiKey::Metadata)
+        .map(|(_, _, max)| *max)
+        .unwrap();
+    let above = frame_claiming(
+        ApiKey::Metadata,
+        metadata_max + 1,
+        metadata_max,
+        3,
+        &MetadataRequest::default(),
+    );
+    cases.push((format!("Metadata v{}", metadata_max + 1), above));
+
+    // Truncated bodies: the frame is complete, the request inside is cut short.
+    let full = frame(
+        ApiKey::Metadata,
+        12,
+        4,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(
+                Some(TopicName(StrBytes::from_static_str("some-topic-name"))),
+            ),
+        ])),
+    );
+    let mut cut = full[4..full.len() - 12].to_vec();
+    let mut truncated = (cut.len() as i32).to_be_bytes().to_vec();
+    truncated.append(&mut cut);
+    cases.push(("truncated Metadata v12 body".into(), truncated));
+    let full = frame(ApiKey::ApiVersions, 3, 5, &api_versions_request());
+    let mut cut = full[4..full.len() - 6].to_vec();
+    let mut truncated = (cut.len() as i32).to_be_bytes().to_vec();
+    truncated.append(&mut cut);
+    cases.push(("truncated ApiVersions v3 body".into(), truncated));
+    // Shorter than a request header.
+    cases.push(("4-byte frame".into(), vec![0, 0, 0, 4, 0, 18, 0, 3]));
+
+    // Junk: random 1 KiB, size prefix included (seeds chosen so the prefix is not 8..=1 MiB).
+    for seed in [0x5eed_0001u64, 0x5eed_0002, 0x5eed_0003] {
+        let junk = Rng(seed).bytes(1024);
+        let size = i32::from_be_bytes([junk[0], junk[1], junk[2], junk[3]]);
+        assert!(
+            !(8..=MAX_REQUEST_BYTES as i32).contains(&size),
+            "seed {seed:#x}: prefix {size} is a valid size; pick another seed"
+        );
+        cases.push((format!("random 1 KiB (seed {seed:#x})"), junk));
+    }
+
+    // Size prefixes the server must refuse before allocating.
+    cases.push(("negative size".into(), (-16i32).to_be_bytes().to_vec()));
+    cases.push(("size 0".into(), 0i32.to_be_bytes().to_vec()));
+    cases.push(("size 2 GiB - 1".into(), i32::MAX.to_be_bytes().to_vec()));
+    cases.push((
+        "size 2 GiB (0x80000000)".into(),
+        0x8000_0000u32.to_be_bytes().to_vec(),
+    ));
+    cases.push((
+        "size socket.request.max.bytes + 1".into(),
+        ((MAX_REQUEST_BYTES + 1) as i32).to_be_bytes().to_vec(),
+    ));
+
+    for (what, bytes) in &cases {
+        let mut c = Conn::open(node.client_port);
+        // First prove this connection works, so the close is caused by the bad request.
+        let ok: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 1, &api_versions_request());
+        assert_eq!(ok.error_code, 0, "{what}");
+        c.send_raw(bytes);
+        c.expect_closed(what);
+        assert_still_serving(&node, what);
+    }
+
+    // Junk with a valid size prefix: a 1020-byte frame of random bytes reaches the dispatcher.
+    for seed in 1..=20u64 {
+        let mut c = Conn::open(node.client_port);
+        let mut bytes = 1020i32.to_be_bytes().to_vec();
+        bytes.extend(Rng(seed).bytes(1020));
+        c.send_raw(&bytes);
+        c.expect_closed(&format!("framed random 1020 bytes (seed {seed})"));
+    }
+    // Valid header, random body, for every key the client listener serves.
+    for (i, (key, _min, max)) in kraftd::api::CLIENT_APIS.iter().enumerate() {
+        let mut c = Conn::open(node.client_port);
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(*key as i16)
+            .with_request_api_version(*max)
+            .with_correlation_id(77)
+            .with_client_id(Some(StrBytes::from_static_str("junk")))
+            .encode(&mut body, key.request_header_version(*max))
+            .unwrap();
+        body.extend_from_slice(&Rng(1000 + i as u64).bytes(200));
+        let mut bytes = (body.len() as i32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        c.send_raw(&bytes);
+        // Random bytes may happen to parse; then an answer with our correlation id is fine.
+        if let Some(mut resp) = c.recv_frame() {
+            let h = ResponseHeader::decode(&mut resp, key.response_header_version(*max))
+                .expect("header");
+            assert_eq!(h.correlation_id, 77, "{key:?}");
+        }
+    }
+    assert_still_serving(&node, "random bodies");
+
+    // A request whose size prefix promises more than is ever sent: the peer's half-close ends it.
+    let mut c = Conn::open(node.client_port);
+    c.send_raw(&[0, 0, 1, 0, 0, 18, 0, 3]);
+    c.stream.shutdown(Shutdown::Write).expect("half-close");
+    c.expect_closed("frame cut short by EOF");
+
+    // The bystander saw none of it.
+    let resp: ApiVersionsResponse =
+        bystander.call(ApiKey::ApiVersions, 3, 42, &api_versions_request());
+    assert_eq!(resp.error_code, 0);
+    assert_still_serving(&node, "all bad requests");
+    assert_eq!(
+        node.stop().code(),
+        Some(0),
+        "the node must still stop cleanly"
+    );
+}
+
+// ---- CONTROLLER listener ----
+
+#[test]
+fn controller_listener_serves_only_controller_apis() {
+    let mut node = start_node();
+    let mut c = Conn::open(node.controller_port);
+    let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 1, &api_versions_request());
+    assert_eq!(resp.error_code, 0);
+    let got = listed(&resp);
+    assert_eq!(got, table(kraftd::api::CONTROLLER_APIS));
+    assert!(got.iter().any(|(k, _, _)| *k == 18), "{got:?}");
+    assert!(
+        !got.iter().any(|(k, _, _)| [0, 1, 3].contains(k)),
+        "client APIs listed on the controller listener: {got:?}"
+    );
+
+    let batch = encode_batch(&[record(b"v", 0)], &BatchOptions::default());
+    c.send(ApiKey::Produce, 9, 2, &produce_request("t", 0, -1, batch));
+    c.expect_closed("Produce on the CONTROLLER listener");
+
+    let mut c = Conn::open(node.controller_port);
+    c.send(
+        ApiKey::Metadata,
+        12,
+        3,
+        &MetadataRequest::default().with_topics(None),
+    );
+    c.expect_closed("Metadata on the CONTROLLER listener");
+
+    // The controller listener still answers, and the client listener is unaffected.
+    let mut c = Conn::open(node.controller_port);
+    let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 0, 4, &api_versions_request());
+    assert_eq!(resp.error_code, 0);
+    assert_still_serving(&node, "client APIs on the controller listener");
+    assert_eq!(node.stop().code(), Some(0));
+}
+
+// ---- pipelining ----
+
+#[test]
+fn twenty_pipelined_requests_are_answered_in_order() {
+    let mut node = start_node();
+    let mut c = Conn::open(node.client_port);
+    // Distinct, not monotonic, so an answer out of order cannot look right by accident.
+    let ids: Vec<i32> = (0..20).map(|i: i32| (i * 7919 + 13) % 1000 - 500).collect();
+    let mut all = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        // Mix versions so the response header/body formats differ along the pipe.
+        let v = if i % 2 == 0 { 3 } else { 0 };
+        all.extend(frame(ApiKey::ApiVersions, v, *id, &api_versions_request()));
+    }
+    c.send_raw(&all);
+    for (i, id) in ids.iter().enumerate() {
+        let v = if i % 2 == 0 { 3 } else { 0 };
+        let resp: ApiVersionsResponse = c.recv(ApiKey::ApiVersions, v, *id);
+        assert_eq!(resp.error_code, 0, "response {i}");
+        assert_eq!(
+            listed(&resp),
+            table(kraftd::api::CLIENT_APIS),
+            "response {i}"
+        );
+    }
+    assert_eq!(node.stop().code(), Some(0));
+}
+
+// ---- Produce validation ----
+
+const PRODUCE_VERSION: i16 = 9;
+
+fn record(value: &[u8], timestamp: i64) -> NewRecord<'_> {
+    NewRecord {
+        key: Some(b"key"),
+        value: Some(value),
+        headers: &[],
+        timestamp,
+    }
+}
+
+fn produce_request(topic: &str, partition: i32, acks: i16, batch: Vec<u8>) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ])
+}
+
+/// (error_code, base_offset) of the single partition in a Produce response.
+fn produce(c: &mut Conn, corr: i32, topic: &str, acks: i16, batch: Vec<u8>) -> (i16, i64) {
+    let resp: ProduceResponse = c.call(
+        ApiKey::Produce,
+        PRODUCE_VERSION,
+        corr,
+        &produce_request(topic, 0, acks, batch),
+    );
+    assert_eq!(resp.responses.len(), 1, "{resp:?}");
+    assert_eq!(resp.responses[0].name.0.as_str(), topic);
+    let parts = &resp.responses[0].partition_responses;
+    assert_eq!(parts.len(), 1, "{resp:?}");
+    assert_eq!(parts[0].index, 0);
+    (parts[0].error_code, parts[0].base_offset)
+}
+
+fn create_topic(c: &mut Conn, name: &str, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ]);
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, 500, &req);
+    assert_eq!(resp.topics.len(), 1);
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "CreateTopics {name}: {:?}",
+        resp.topics[0].error_message
+    );
+    // Wait (bounded) until the partition has a leader in this broker's metadata.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let md: MetadataResponse = c.call(
+            ApiKey::Metadata,
+            12,
+            501,
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(name.to_string())))),
+            ])),
+        );
+        let ready = md.topics.first().is_some_and(|t| {
+            t.error_code == 0
+                && t.partitions.len() == 1
+                && t.partitions[0].error_code == 0
+                && t.partitions[0].leader_id == BrokerId(1)
+        });
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} has no leader: {md:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn produce_rejects_corrupt_oversize_and_bad_acks_without_writing() {
+    let mut node = start_node();
+    let mut c = Conn::open(node.client_port);
+    let topic = "produce-validation";
+    create_topic(&mut c, topic, &[("max.message.bytes", "1024")]);
+    let now = 1_700_000_000_000i64;
+
+    // CRC mismatch: flip one byte of the record's value (the CRC covers attributes..end).
+    let mut corrupt = encode_batch(&[record(b"hello world", now)], &BatchOptions::default());
+    let last = corrupt.len() - 2;
+    corrupt[last] ^= 0xFF;
+    // The broker opens a partition before the image naming it is visible, so the first produce
+    // after CreateTopics reaches the partition.
+    assert_eq!(
+        produce(&mut c, 1, topic, -1, corrupt),
+        (2, -1),
+        "CORRUPT_MESSAGE"
+    );
+
+    // Larger than the topic's max.message.bytes=1024.
+    let big_value = vec![b'x'; 2000];
+    let big = encode_batch(&[record(&big_value, now)], &BatchOptions::default());
+    assert!(big.len() > 1024);
+    assert_eq!(
+        produce(&mut c, 2, topic, -1, big),
+        (10, -1),
+        "MESSAGE_TOO_LARGE"
+    );
+
+    // acks must be -1, 0 or 1.
+    let good = encode_batch(&[record(b"first", now)], &BatchOptions::default());
+    assert_eq!(
+        produce(&mut c, 3, topic, 5, good.clone()),
+        (21, -1),
+        "INVALID_REQUIRED_ACKS"
+    );
+
+    // None of the above wrote anything: the first good batch lands at offset 0.
+    assert_eq!(produce(&mut c, 4, topic, -1, good), (0, 0));
+    let second = encode_batch(
+        &[record(b"second", now + 1), record(b"third", now + 2)],
+        &BatchOptions::default(),
+    );
+    assert_eq!(produce(&mut c, 5, topic, 1, second), (0, 1));
+    // A batch just under the limit is accepted.
+    let fits_value = vec![b'y'; 900];
+    let fits = encode_batch(&[record(&fits_value, now)], &BatchOptions::default());
+    assert!(fits.len() <= 1024, "{}", fits.len());
+    assert_eq!(produce(&mut c, 6, topic, -1, fits), (0, 3));
+
+    assert!(!node.log().contains("panicked"));
+    assert_eq!(node.stop().code(), Some(0));
+}
