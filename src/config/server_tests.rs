@@ -1078,3 +1078,13 @@ fn config_md_is_current() {
         &crate::config::defs::render_config_markdown(),
     );
 }
+
+#[test]
+fn readme_carries_the_current_key_table() {
+    let readme = include_str!("../../README.md");
+    let table = crate::config::defs::render_config_markdown();
+    let rows = table.lines().filter(|l| l.starts_with("| `"));
+    for row in rows {
+        assert!(readme.contains(row), "README.md is missing or has a stale row: {row}");
+    }
+}
