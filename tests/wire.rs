@@ -705,3 +705,212 @@ fn produce_rejects_corrupt_oversize_and_bad_acks_without_writing() {
     assert!(!node.log().contains("panicked"));
     assert_eq!(node.stop().code(), Some(0));
 }
+
+mod sessions {
+    //! Incremental fetch sessions (KIP-227), checked on the wire: librdkafka does not use them,
+    //! the Java client does.
+
+    use super::*;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+    const FETCH_VERSION: i16 = 12;
+
+    fn part(p: i32, offset: i64) -> FetchPartition {
+        FetchPartition::default()
+            .with_partition(p)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(1 << 20)
+            .with_current_leader_epoch(-1)
+            .with_last_fetched_epoch(-1)
+            .with_log_start_offset(-1)
+    }
+
+    fn topic(name: &str, partitions: Vec<FetchPartition>) -> FetchTopic {
+        FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+            .with_partitions(partitions)
+    }
+
+    fn fetch(
+        c: &mut Conn,
+        corr: i32,
+        session_id: i32,
+        epoch: i32,
+        topics: Vec<FetchTopic>,
+        forgotten: Vec<ForgottenTopic>,
+    ) -> FetchResponse {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(50)
+            .with_min_bytes(1)
+            .with_max_bytes(50 << 20)
+            .with_session_id(session_id)
+            .with_session_epoch(epoch)
+            .with_topics(topics)
+            .with_forgotten_topics_data(forgotten);
+        c.call(ApiKey::Fetch, FETCH_VERSION, corr, &req)
+    }
+
+    /// (topic, partition, records bytes, high watermark) of every partition in a response.
+    fn listed(resp: &FetchResponse) -> Vec<(String, i32, usize, i64)> {
+        resp.responses
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    (
+                        t.topic.0.to_string(),
+                        p.partition_index,
+                        p.records.as_ref().map_or(0, |r| r.len()),
+                        p.high_watermark,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn full_then_incremental_fetches_carry_only_news() {
+        let node = start_node();
+        let mut c = Conn::open(node.client_port);
+        create_topic(&mut c, "s-a", &[]);
+        create_topic(&mut c, "s-b", &[]);
+        let batch = encode_batch(&[record(b"one", 1)], &BatchOptions::default());
+        let batch_len = batch.len();
+        assert_eq!(produce(&mut c, 1, "s-a", -1, batch.clone()), (0, 0));
+
+        // Epoch 0 opens a session: a full response.
+        let full = fetch(
+            &mut c,
+            2,
+            0,
+            0,
+            vec![
+                topic("s-a", vec![part(0, 0)]),
+                topic("s-b", vec![part(0, 0)]),
+            ],
+            vec![],
+        );
+        assert_eq!(full.error_code, 0);
+        let id = full.session_id;
+        assert_ne!(id, 0, "a session was created");
+        assert_eq!(
+            listed(&full),
+            vec![("s-a".into(), 0, batch_len, 1), ("s-b".into(), 0, 0, 0)]
+        );
+
+        // Epoch 1 moves s-a's offset on: only s-a is answered (its offset changed); s-b has
+        // no news.
+        let inc = fetch(
+            &mut c,
+            3,
+            id,
+            1,
+            vec![topic("s-a", vec![part(0, 1)])],
+            vec![],
+        );
+        assert_eq!(inc.session_id, id);
+        assert_eq!(listed(&inc), vec![("s-a".into(), 0, 0, 1)]);
+
+        // New data on s-b: epoch 2 names nothing, and gets exactly s-b's record.
+        assert_eq!(produce(&mut c, 4, "s-b", -1, batch.clone()), (0, 0));
+        let inc = fetch(&mut c, 5, id, 2, vec![], vec![]);
+        assert_eq!(listed(&inc), vec![("s-b".into(), 0, batch_len, 1)]);
+
+        // A stale epoch and an unknown id are refused as Kafka does.
+        let stale = fetch(&mut c, 6, id, 2, vec![], vec![]);
+        assert_eq!(stale.error_code, 71, "INVALID_FETCH_SESSION_EPOCH");
+        let unknown = fetch(&mut c, 7, id + 1000, 1, vec![], vec![]);
+        assert_eq!(unknown.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
+
+        // Epoch 3 moves s-b on (as a client does after consuming) and forgets s-a: new data on
+        // s-a is no longer reported.
+        let forget = ForgottenTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("s-a")))
+            .with_partitions(vec![0]);
+        let inc = fetch(
+            &mut c,
+            8,
+            id,
+            3,
+            vec![topic("s-b", vec![part(0, 1)])],
+            vec![forget],
+        );
+        assert_eq!(listed(&inc), vec![("s-b".into(), 0, 0, 1)]);
+        assert_eq!(produce(&mut c, 9, "s-a", -1, batch), (0, 1));
+        let inc = fetch(&mut c, 10, id, 4, vec![], vec![]);
+        assert_eq!(listed(&inc), vec![]);
+
+        // The final epoch closes the session and answers in full, sessionless.
+        let closed = fetch(
+            &mut c,
+            11,
+            id,
+            -1,
+            vec![topic("s-a", vec![part(0, 0)])],
+            vec![],
+        );
+        assert_eq!(closed.session_id, 0);
+        assert_eq!(listed(&closed)[0].0, "s-a");
+        assert_eq!(listed(&closed)[0].3, 2);
+        let gone = fetch(&mut c, 12, id, 5, vec![], vec![]);
+        assert_eq!(gone.error_code, 70);
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_after_connections_max_idle_ms() {
+    let node = Node::start(&[("connections.max.idle.ms", "300")]);
+    let mut c = Conn::open(node.client_port);
+    let _: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 1, &api_versions_request());
+    std::thread::sleep(Duration::from_millis(800));
+    c.expect_closed("an idle connection");
+    // New connections are still served.
+    let mut fresh = Conn::open(node.client_port);
+    let r: ApiVersionsResponse = fresh.call(ApiKey::ApiVersions, 3, 2, &api_versions_request());
+    assert_eq!(r.error_code, 0);
+}
+
+#[test]
+fn incremental_alter_configs_errors_are_kafkas() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let node = start_node();
+    let mut c = Conn::open(node.client_port);
+    create_topic(&mut c, "iac", &[]);
+    let op = |name: &str, op: i8, value: &str| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(name.to_string()))
+            .with_config_operation(op)
+            .with_value(Some(StrBytes::from_string(value.to_string())))
+    };
+    let resource = |ty: i8, name: &str, configs| {
+        AlterConfigsResource::default()
+            .with_resource_type(ty)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(configs)
+    };
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        resource(2, "iac", vec![op("retention.ms", 0, "60000")]),
+        resource(2, "iac", vec![op("retention.ms", 0, "soon")]),
+        resource(2, "iac", vec![op("retention.ms", 2, "1")]),
+        resource(2, "missing", vec![op("retention.ms", 0, "1")]),
+        resource(4, "1", vec![op("log.retention.ms", 0, "1")]),
+    ]);
+    let resp: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, 1, &req);
+    let codes: Vec<i16> = resp.responses.iter().map(|r| r.error_code).collect();
+    // OK, INVALID_CONFIG, INVALID_CONFIG (append to a non-list), UNKNOWN_TOPIC_OR_PARTITION,
+    // INVALID_REQUEST (broker configs are static in kraftd, and the message says so).
+    assert_eq!(codes, vec![0, 40, 40, 3, 42]);
+    assert_eq!(resp.responses[0].error_message, None);
+    let broker_msg = resp.responses[4]
+        .error_message
+        .as_ref()
+        .unwrap()
+        .to_string();
+    assert!(broker_msg.contains("server.properties"), "{broker_msg}");
+}

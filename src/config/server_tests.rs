@@ -1085,6 +1085,9 @@ fn readme_carries_the_current_key_table() {
     let table = crate::config::defs::render_config_markdown();
     let rows = table.lines().filter(|l| l.starts_with("| `"));
     for row in rows {
-        assert!(readme.contains(row), "README.md is missing or has a stale row: {row}");
+        assert!(
+            readme.contains(row),
+            "README.md is missing or has a stale row: {row}"
+        );
     }
 }
