@@ -10,13 +10,15 @@ use super::{Dispatcher, RequestContext};
 pub async fn handle(
     d: &Dispatcher,
     ctx: &RequestContext,
-    _version: i16,
-    _req: DescribeClusterRequest,
+    version: i16,
+    req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let image = d.metadata.current();
     let brokers = image
         .brokers
         .values()
+        // Fenced brokers are listed only to v2+ clients that ask for them (KIP-1073).
+        .filter(|b| !b.fenced || (version >= 2 && req.include_fenced_brokers))
         .filter_map(|b| {
             let ep = b.endpoints.iter().find(|e| e.name == ctx.listener_name)?;
             Some(

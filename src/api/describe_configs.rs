@@ -64,7 +64,8 @@ pub async fn handle(
             };
             match described {
                 Ok(configs) => {
-                    let wanted = r.configuration_keys.as_ref();
+                    // Null or empty both mean every key, as in Kafka's ConfigHelper.
+                    let wanted = r.configuration_keys.as_ref().filter(|k| !k.is_empty());
                     out.with_configs(
                         configs
                             .into_iter()

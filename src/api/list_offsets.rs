@@ -16,7 +16,7 @@ const EARLIEST_LOCAL: i64 = -4;
 pub async fn handle(
     d: &Dispatcher,
     _ctx: &RequestContext,
-    _version: i16,
+    version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let image = d.metadata.current();
@@ -52,7 +52,9 @@ pub async fn handle(
                         Ok((timestamp, offset, epoch)) => resp
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(epoch),
+                            // The field exists from v4; older clients (kcat 1.7 / librdkafka
+                            // 2.0) ask with v2.
+                            .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
                         Err(e) => resp
                             .with_error_code(e.code())
                             .with_timestamp(-1)
