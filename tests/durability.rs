@@ -18,6 +18,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// (partition, offset) -> (key, value).
+type Records = BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)>;
+
 async fn create_topic(node: &Node, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", node.bootstrap())
@@ -89,7 +92,7 @@ fn read_all(
 async fn acknowledged_records_survive_sigkill_during_produce() {
     let mut node = Node::start(&[]);
     create_topic(&node, "crash", 3).await;
-    let acked: Arc<Mutex<BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Records>> = Arc::default();
     for round in 0..3 {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", node.bootstrap())
