@@ -14,6 +14,7 @@ use crate::api::Dispatcher;
 use crate::broker::{ProducerIdManager, ReplicaManager, register_and_unfence};
 use crate::config::{ProcessRole, ServerConfig};
 use crate::controller::{ControllerConfig, QuorumController};
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataLoader;
 use crate::network::{ConnectionLimits, ListenerKind, bind_listeners};
 use crate::raft::driver::{RaftConfig, RaftDriver};
@@ -107,6 +108,13 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     );
     background.push(tokio::spawn(controller.run(shutdown_rx.clone())));
 
+    let groups = Arc::new(GroupCoordinator::new(
+        config.clone(),
+        metadata.clone(),
+        broker.clone(),
+        controller_handle.clone(),
+    ));
+    background.push(tokio::spawn(groups.clone().run(shutdown_rx.clone())));
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
         cluster_id,
@@ -115,6 +123,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         broker: broker.clone(),
         controller: controller_handle.clone(),
         producer_ids: ProducerIdManager::default(),
+        groups,
         broker_epoch: AtomicI64::new(-1),
     });
     let limits = ConnectionLimits {

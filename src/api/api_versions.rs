@@ -26,7 +26,7 @@ fn api_list(kind: ListenerKind) -> Vec<ApiVersion> {
 
 pub async fn handle(
     d: &Dispatcher,
-    ctx: &RequestContext,
+    ctx: &RequestContext<'_>,
     _version: i16,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {

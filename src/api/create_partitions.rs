@@ -9,7 +9,7 @@ use crate::controller::NewPartitions;
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     _version: i16,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {

@@ -11,7 +11,7 @@ use crate::controller::NewTopic;
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     _version: i16,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {

@@ -10,7 +10,7 @@ use crate::controller::{ControllerError, TopicRef};
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {

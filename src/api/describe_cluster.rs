@@ -9,7 +9,7 @@ use super::{Dispatcher, RequestContext};
 
 pub async fn handle(
     d: &Dispatcher,
-    ctx: &RequestContext,
+    ctx: &RequestContext<'_>,
     version: i16,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {

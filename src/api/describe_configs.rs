@@ -17,7 +17,7 @@ fn s(v: &str) -> StrBytes {
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     _version: i16,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {

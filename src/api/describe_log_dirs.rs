@@ -28,7 +28,7 @@ fn disk_space(dir: &std::path::Path) -> (i64, i64) {
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     _version: i16,
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {

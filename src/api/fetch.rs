@@ -30,7 +30,7 @@ struct Outcome {
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     version: i16,
     req: FetchRequest,
 ) -> FetchResponse {

@@ -10,7 +10,7 @@ use crate::controller::{AlterConfigResource, ConfigOp, ControllerError};
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {

@@ -8,7 +8,7 @@ use super::{Dispatcher, RequestContext};
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     _version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {

@@ -15,7 +15,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {

@@ -20,7 +20,7 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub async fn handle(
     d: &Dispatcher,
-    ctx: &RequestContext,
+    ctx: &RequestContext<'_>,
     version: i16,
     req: MetadataRequest,
 ) -> MetadataResponse {
@@ -88,7 +88,7 @@ pub async fn handle(
         }
     }
     MetadataResponse::default()
-        .with_brokers(brokers(&image, &ctx.listener_name))
+        .with_brokers(brokers(&image, ctx.listener_name))
         .with_cluster_id(Some(StrBytes::from_string(d.cluster_id.clone())))
         .with_controller_id(controller_id(&image, d).into())
         .with_topics(topics_out)

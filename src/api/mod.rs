@@ -14,6 +14,7 @@ use tracing::debug;
 use crate::broker::{ProducerIdManager, ReplicaManager};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataReader;
 use crate::network::ListenerKind;
 
@@ -21,22 +22,41 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
-/// Where a request came from.
-pub struct RequestContext {
+/// The connection a request came in on.
+pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub listener_kind: ListenerKind,
-    pub listener_name: String,
+    pub listener_name: Arc<str>,
+}
+
+/// Where a request came from.
+pub struct RequestContext<'a> {
+    pub peer: SocketAddr,
+    pub listener_kind: ListenerKind,
+    pub listener_name: &'a str,
+    pub client_id: String,
 }
 
 pub enum Outcome {
@@ -64,6 +84,17 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Served on the CONTROLLER listener.
@@ -85,6 +116,7 @@ pub struct Dispatcher {
     pub broker: Arc<ReplicaManager>,
     pub controller: ControllerHandle,
     pub producer_ids: ProducerIdManager,
+    pub groups: Arc<GroupCoordinator>,
     /// Set once the broker is registered; used when asking for producer ids.
     pub broker_epoch: AtomicI64,
 }
@@ -97,7 +129,13 @@ impl Dispatcher {
         self.broker_epoch.load(Ordering::Acquire)
     }
 
-    pub async fn dispatch(&self, ctx: &RequestContext, mut frame: Bytes) -> Outcome {
+    pub async fn dispatch(&self, conn: &ConnectionInfo, mut frame: Bytes) -> Outcome {
+        let ctx = &RequestContext {
+            peer: conn.peer,
+            listener_kind: conn.listener_kind,
+            listener_name: &conn.listener_name,
+            client_id: String::new(),
+        };
         if frame.len() < 8 {
             return Outcome::Close("request shorter than a header".into());
         }
@@ -132,8 +170,15 @@ impl Dispatcher {
             Ok(h) => h,
             Err(e) => return Outcome::Close(format!("malformed {key:?} request header: {e}")),
         };
-        let client_id = header.client_id.as_ref().map(|s| s.to_string());
-        match self.route(ctx, key, version, client_id, &mut frame).await {
+        let ctx = &RequestContext {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            ..*ctx
+        };
+        match self.route(ctx, key, version, &mut frame).await {
             Ok(Some(body)) => {
                 let mut out = BytesMut::with_capacity(body.len() + 8);
                 let header = ResponseHeader::default().with_correlation_id(correlation_id);
@@ -156,13 +201,11 @@ impl Dispatcher {
 
     async fn route(
         &self,
-        ctx: &RequestContext,
+        ctx: &RequestContext<'_>,
         key: ApiKey,
         version: i16,
-        client_id: Option<String>,
         body: &mut Bytes,
     ) -> Result<Option<BytesMut>, Refuse> {
-        let _ = &client_id;
         macro_rules! call {
             ($module:ident) => {{
                 let req = decode(body, version, key)?;
@@ -191,6 +234,17 @@ impl Dispatcher {
             ApiKey::AlterConfigs => call!(alter_configs),
             ApiKey::IncrementalAlterConfigs => call!(incremental_alter_configs),
             ApiKey::DescribeLogDirs => call!(describe_log_dirs),
+            ApiKey::FindCoordinator => call!(find_coordinator),
+            ApiKey::JoinGroup => call!(join_group),
+            ApiKey::SyncGroup => call!(sync_group),
+            ApiKey::Heartbeat => call!(heartbeat),
+            ApiKey::LeaveGroup => call!(leave_group),
+            ApiKey::OffsetCommit => call!(offset_commit),
+            ApiKey::OffsetFetch => call!(offset_fetch),
+            ApiKey::ListGroups => call!(list_groups),
+            ApiKey::DescribeGroups => call!(describe_groups),
+            ApiKey::DeleteGroups => call!(delete_groups),
+            ApiKey::OffsetDelete => call!(offset_delete),
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }

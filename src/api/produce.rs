@@ -12,7 +12,7 @@ const FIRST_TOPIC_ID_VERSION: i16 = 13;
 
 pub async fn handle(
     d: &Dispatcher,
-    _ctx: &RequestContext,
+    _ctx: &RequestContext<'_>,
     version: i16,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {

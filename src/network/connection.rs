@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use super::ListenerKind;
-use crate::api::{Dispatcher, Outcome, RequestContext};
+use crate::api::{ConnectionInfo, Dispatcher, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -43,10 +43,10 @@ pub(super) async fn run(
     let (tx, mut rx) = mpsc::channel::<BytesMut>(limits.max_in_flight.max(1));
     let reader = tokio::spawn(read_frames(read_half, peer, limits.clone(), tx));
     let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
-    let ctx = RequestContext {
+    let ctx = ConnectionInfo {
         peer,
         listener_kind: kind,
-        listener_name: listener,
+        listener_name: listener.into(),
     };
     loop {
         let frame = tokio::select! {

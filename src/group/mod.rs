@@ -1,0 +1,788 @@
+//! The group coordinator for classic consumer groups: membership and rebalances (`classic`),
+//! committed offsets, and their durable form in the compacted internal topic
+//! `__consumer_offsets` (`records`, Kafka's key/value schemas). A group lives in the partition
+//! `abs(hash(group)) % offsets.topic.num.partitions`; the node leading that partition is its
+//! coordinator and loads the partition before answering for its groups.
+
+pub mod classic;
+pub mod records;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::broker::ReplicaManager;
+use crate::config::ServerConfig;
+use crate::controller::{ControllerHandle, NewTopic};
+use crate::metadata::MetadataReader;
+use crate::protocol::record_batch::{BatchIter, BatchOptions, NewRecord, encode_batch};
+use classic::{Group, GroupState, JoinRequest, JoinResult, SyncResult};
+use records::{GroupRecordKey, GroupValue, OffsetValue, partition_for_group};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often session and rebalance timeouts are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// Bytes read per step when loading a partition.
+const LOAD_CHUNK: usize = 1 << 20;
+
+/// One committed offset, as OffsetCommit carries it.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedGroup {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<DescribedMember>,
+}
+
+pub struct GroupCoordinator {
+    config: Arc<ServerConfig>,
+    node_id: i32,
+    metadata: MetadataReader,
+    broker: Arc<ReplicaManager>,
+    controller: ControllerHandle,
+    groups: Mutex<HashMap<String, Group>>,
+    loaded: Mutex<HashSet<i32>>,
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl GroupCoordinator {
+    pub fn new(
+        config: Arc<ServerConfig>,
+        metadata: MetadataReader,
+        broker: Arc<ReplicaManager>,
+        controller: ControllerHandle,
+    ) -> GroupCoordinator {
+        GroupCoordinator {
+            node_id: config.node_id,
+            config,
+            metadata,
+            broker,
+            controller,
+            groups: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashSet::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn partitions(&self) -> i32 {
+        self.config.offsets_topic_num_partitions.max(1)
+    }
+
+    pub fn partition_for(&self, group: &str) -> i32 {
+        partition_for_group(group, self.partitions())
+    }
+
+    /// Creates `__consumer_offsets` on first use, as Kafka does. Its replication factor is capped
+    /// at the number of live brokers (with a warning) instead of failing every FindCoordinator.
+    async fn ensure_offsets_topic(&self) -> Result<(), ResponseError> {
+        if self.metadata.current().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let live = self.metadata.current().live_brokers().count().max(1) as i16;
+        let wanted = self.config.offsets_topic_replication_factor.max(1);
+        if wanted > live {
+            warn!(
+                wanted,
+                live,
+                "offsets.topic.replication.factor is larger than the number of live brokers; creating __consumer_offsets with replication factor {live}"
+            );
+        }
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), Some("compact".to_string()));
+        configs.insert(
+            "segment.bytes".to_string(),
+            Some(self.config.offsets_topic_segment_bytes.to_string()),
+        );
+        configs.insert("compression.type".to_string(), Some("producer".to_string()));
+        let result = self
+            .controller
+            .create_topics(
+                vec![NewTopic {
+                    name: OFFSETS_TOPIC.to_string(),
+                    num_partitions: self.partitions(),
+                    replication_factor: wanted.min(live),
+                    assignments: BTreeMap::new(),
+                    configs,
+                }],
+                false,
+            )
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        match result.into_iter().next() {
+            Some(Ok(_)) => {
+                info!(partitions = self.partitions(), "created __consumer_offsets");
+                Ok(())
+            }
+            Some(Err(e)) if e.code() == ResponseError::TopicAlreadyExists.code() => Ok(()),
+            _ => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// FindCoordinator for a group: the broker leading its partition.
+    pub async fn find_coordinator(&self, group: &str) -> Result<i32, ResponseError> {
+        self.ensure_offsets_topic().await?;
+        let image = self.metadata.current();
+        let leader = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(&self.partition_for(group)))
+            .map(|p| p.leader)
+            .unwrap_or(-1);
+        if leader < 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        Ok(leader)
+    }
+
+    /// The group's partition, once this node coordinates it and has loaded it.
+    async fn ready(&self, group: &str) -> Result<i32, ResponseError> {
+        if group.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let partition = self.partition_for(group);
+        let image = self.metadata.current();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        match topic.partitions.get(&partition) {
+            Some(p) if p.leader == self.node_id => {}
+            Some(_) => return Err(ResponseError::NotCoordinator),
+            None => return Err(ResponseError::CoordinatorNotAvailable),
+        }
+        if self.is_loaded(partition) {
+            return Ok(partition);
+        }
+        let _guard = self.load_lock.lock().await;
+        if !self.is_loaded(partition) {
+            self.load_partition(partition)?;
+        }
+        Ok(partition)
+    }
+
+    fn is_loaded(&self, partition: i32) -> bool {
+        self.loaded.lock().is_ok_and(|l| l.contains(&partition))
+    }
+
+    /// Replays a `__consumer_offsets` partition into the groups it holds.
+    fn load_partition(&self, partition: i32) -> Result<(), ResponseError> {
+        let image = self.metadata.current();
+        let log = self
+            .broker
+            .leader_partition(&image, OFFSETS_TOPIC, partition)
+            .map_err(|_| ResponseError::CoordinatorLoadInProgress)?;
+        let started = Instant::now();
+        let mut offset = log.log_start_offset();
+        let end = log.high_watermark();
+        let mut loaded_groups: HashMap<String, Group> = HashMap::new();
+        let mut records = 0usize;
+        while offset < end {
+            let data = log
+                .read(offset, LOAD_CHUNK, true)
+                .map_err(|_| ResponseError::CoordinatorLoadInProgress)?;
+            if data.records.is_empty() {
+                break;
+            }
+            for batch in BatchIter::new(&data.records) {
+                let Ok(batch) = batch else { break };
+                offset = batch.header.next_offset();
+                let Some(iter) = batch.records() else {
+                    warn!(
+                        partition,
+                        "skipping a compressed batch in __consumer_offsets"
+                    );
+                    continue;
+                };
+                for rec in iter.flatten() {
+                    records += 1;
+                    let Some(key) = rec
+                        .key
+                        .and_then(|k| GroupRecordKey::decode(k).ok().flatten())
+                    else {
+                        continue;
+                    };
+                    let group = loaded_groups
+                        .entry(key.group().to_string())
+                        .or_insert_with(|| Group::new(key.group()));
+                    match (key, rec.value) {
+                        (
+                            GroupRecordKey::Offset {
+                                topic, partition, ..
+                            },
+                            Some(v),
+                        ) => {
+                            if let Ok(v) = OffsetValue::decode(v) {
+                                group.offsets.insert((topic, partition), v);
+                            }
+                        }
+                        (
+                            GroupRecordKey::Offset {
+                                topic, partition, ..
+                            },
+                            None,
+                        ) => {
+                            group.offsets.remove(&(topic, partition));
+                        }
+                        (GroupRecordKey::Group { .. }, Some(v)) => {
+                            if let Ok(v) = GroupValue::decode(v) {
+                                group.restore(v, Instant::now());
+                            }
+                        }
+                        (GroupRecordKey::Group { .. }, None) => {
+                            group.state = GroupState::Dead;
+                        }
+                    }
+                }
+            }
+        }
+        let mut groups = self
+            .groups
+            .lock()
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        let count = loaded_groups.len();
+        for (id, g) in loaded_groups {
+            let gone = g.state == GroupState::Dead && g.offsets.is_empty();
+            if !gone {
+                groups.insert(id, g);
+            }
+        }
+        if let Ok(mut l) = self.loaded.lock() {
+            l.insert(partition);
+        }
+        if records > 0 {
+            info!(
+                partition,
+                groups = count,
+                records,
+                ms = started.elapsed().as_millis() as u64,
+                "loaded __consumer_offsets partition"
+            );
+        }
+        Ok(())
+    }
+
+    /// Appends records to the group's partition; durable as any acks=all produce.
+    fn persist(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let ts = now_ms();
+        let new: Vec<NewRecord<'_>> = records
+            .iter()
+            .map(|(k, v)| NewRecord {
+                key: Some(k),
+                value: v.as_deref(),
+                headers: &[],
+                timestamp: ts,
+            })
+            .collect();
+        let batch = Bytes::from(encode_batch(&new, &BatchOptions::default()));
+        let image = self.metadata.current();
+        let log = self
+            .broker
+            .leader_partition(&image, OFFSETS_TOPIC, partition)
+            .map_err(|_| ResponseError::NotCoordinator)?;
+        log.append_records_as_leader(&batch, usize::MAX)
+            .map_err(|e| {
+                warn!(partition, error = %e, "cannot write to __consumer_offsets");
+                ResponseError::CoordinatorNotAvailable
+            })?;
+        Ok(())
+    }
+
+    fn with_groups<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Group>) -> T,
+    ) -> Result<T, ResponseError> {
+        let mut groups = self
+            .groups
+            .lock()
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        Ok(f(&mut groups))
+    }
+
+    fn group_record(group: &Group) -> (Bytes, Option<Bytes>) {
+        (
+            GroupRecordKey::Group {
+                group: group.id.clone(),
+            }
+            .encode(),
+            Some(group.to_record().encode()),
+        )
+    }
+
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let member_id = req.member_id.clone();
+        let min = Duration::from_millis(self.config.group_min_session_timeout_ms.max(0) as u64);
+        let max = Duration::from_millis(self.config.group_max_session_timeout_ms.max(0) as u64);
+        if req.session_timeout < min || req.session_timeout > max {
+            return JoinResult::error(ResponseError::InvalidSessionTimeout, &member_id);
+        }
+        if let Err(e) = self.ready(group_id).await {
+            return JoinResult::error(e, &member_id);
+        }
+        let delay =
+            Duration::from_millis(self.config.group_initial_rebalance_delay_ms.max(0) as u64);
+        let rx = self.with_groups(|groups| {
+            groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id))
+                .join(req, Instant::now(), delay)
+        });
+        match rx {
+            Ok(Ok(rx)) => rx.await.unwrap_or_else(|_| {
+                JoinResult::error(ResponseError::CoordinatorNotAvailable, &member_id)
+            }),
+            Ok(Err(result)) => *result,
+            Err(e) => JoinResult::error(e, &member_id),
+        }
+    }
+
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let partition = match self.ready(group_id).await {
+            Ok(p) => p,
+            Err(e) => return SyncResult::error(e),
+        };
+        let outcome = self.with_groups(|groups| match groups.get_mut(group_id) {
+            None => Err(SyncResult::error(ResponseError::UnknownMemberId)),
+            Some(g) => g
+                .sync(member_id, instance, generation, assignments)
+                .map(|(rx, effects)| (rx, effects.persist_group.then(|| Self::group_record(g)))),
+        });
+        let (rx, record) = match outcome {
+            Ok(Ok(x)) => x,
+            Ok(Err(result)) => return result,
+            Err(e) => return SyncResult::error(e),
+        };
+        if let Some(record) = record {
+            let error = self.persist(partition, vec![record]).err();
+            let _ = self.with_groups(|groups| {
+                if let Some(g) = groups.get_mut(group_id) {
+                    g.complete_sync(generation, error);
+                }
+            });
+        }
+        rx.await
+            .unwrap_or_else(|_| SyncResult::error(ResponseError::CoordinatorNotAvailable))
+    }
+
+    pub async fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if let Err(e) = self.ready(group_id).await {
+            return e.code();
+        }
+        self.with_groups(|groups| match groups.get_mut(group_id) {
+            None => ResponseError::UnknownMemberId.code(),
+            Some(g) => match g.heartbeat(member_id, instance, generation, Instant::now()) {
+                Ok(()) => 0,
+                Err(e) => e.code(),
+            },
+        })
+        .unwrap_or_else(|e| e.code())
+    }
+
+    /// LeaveGroup: one result per (member id, group instance id).
+    pub async fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        let partition = self.ready(group_id).await.map_err(|e| e.code())?;
+        let (codes, record) = self
+            .with_groups(|groups| {
+                let Some(g) = groups.get_mut(group_id) else {
+                    return (
+                        members
+                            .iter()
+                            .map(|_| ResponseError::UnknownMemberId.code())
+                            .collect(),
+                        None,
+                    );
+                };
+                let codes: Vec<i16> = members
+                    .iter()
+                    .map(
+                        |(id, instance)| match g.leave(id, instance.as_deref(), Instant::now()) {
+                            Ok(()) => 0,
+                            Err(e) => e.code(),
+                        },
+                    )
+                    .collect();
+                let record = (g.state == GroupState::Empty).then(|| Self::group_record(g));
+                (codes, record)
+            })
+            .map_err(|e| e.code())?;
+        if let Some(record) = record {
+            let _ = self.persist(partition, vec![record]);
+        }
+        Ok(codes)
+    }
+
+    /// OffsetCommit; `Err` is a group-level error for every partition.
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<i16>, ResponseError> {
+        let partition = self.ready(group_id).await?;
+        let max_metadata = self.config.offset_metadata_max_bytes.max(0) as usize;
+        self.with_groups(|groups| {
+            let g = groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id));
+            if g.state == GroupState::Dead {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            if generation < 0 && member_id.is_empty() {
+                // A simple (standalone) consumer: only while no members are active.
+                if !g.is_empty() {
+                    return Err(ResponseError::UnknownMemberId);
+                }
+                return Ok(());
+            }
+            if g.state == GroupState::CompletingRebalance {
+                return Err(ResponseError::RebalanceInProgress);
+            }
+            if let Some(instance) = instance
+                && g.members.values().any(|m| {
+                    m.group_instance_id.as_deref() == Some(instance) && m.member_id != member_id
+                })
+            {
+                return Err(ResponseError::FencedInstanceId);
+            }
+            if !g.members.contains_key(member_id) {
+                return Err(ResponseError::UnknownMemberId);
+            }
+            if generation != g.generation {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            Ok(())
+        })??;
+        let ts = now_ms();
+        let mut codes = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let metadata = o.metadata.clone().unwrap_or_default();
+            if metadata.len() > max_metadata {
+                codes.push(ResponseError::OffsetMetadataTooLarge.code());
+                continue;
+            }
+            let value = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata,
+                commit_timestamp: ts,
+            };
+            records.push((
+                GroupRecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                }
+                .encode(),
+                Some(value.encode()),
+            ));
+            accepted.push(((o.topic, o.partition), value));
+            codes.push(0);
+        }
+        self.persist(partition, records)?;
+        self.with_groups(|groups| {
+            if let Some(g) = groups.get_mut(group_id) {
+                for (k, v) in accepted {
+                    g.offsets.insert(k, v);
+                }
+            }
+        })?;
+        Ok(codes)
+    }
+
+    /// OffsetFetch: `None` topics means every committed offset of the group. Partitions with
+    /// nothing committed answer offset -1, as Kafka does.
+    pub async fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<FetchedOffset>, ResponseError> {
+        self.ready(group_id).await?;
+        self.with_groups(|groups| {
+            let g = groups.get(group_id);
+            match topics {
+                None => {
+                    let mut all: Vec<FetchedOffset> = g
+                        .map(|g| {
+                            g.offsets
+                                .iter()
+                                .map(|((t, p), v)| FetchedOffset {
+                                    topic: t.clone(),
+                                    partition: *p,
+                                    offset: v.offset,
+                                    leader_epoch: v.leader_epoch,
+                                    metadata: v.metadata.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+                    all
+                }
+                Some(topics) => topics
+                    .into_iter()
+                    .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+                    .map(|(t, p)| {
+                        let v = g.and_then(|g| g.offsets.get(&(t.clone(), p)));
+                        FetchedOffset {
+                            offset: v.map_or(-1, |v| v.offset),
+                            leader_epoch: v.map_or(-1, |v| v.leader_epoch),
+                            metadata: v.map(|v| v.metadata.clone()).unwrap_or_default(),
+                            topic: t,
+                            partition: p,
+                        }
+                    })
+                    .collect(),
+            }
+        })
+    }
+
+    /// ListGroups: (group id, protocol type, state) of every group this node coordinates.
+    pub async fn list_groups(&self) -> Vec<(String, String, &'static str)> {
+        // Load every partition this node leads so that groups from before a restart are listed.
+        for p in 0..self.partitions() {
+            let _ = self.ready_partition(p).await;
+        }
+        self.with_groups(|groups| {
+            let mut out: Vec<_> = groups
+                .values()
+                .filter(|g| g.state != GroupState::Dead)
+                .map(|g| {
+                    (
+                        g.id.clone(),
+                        g.protocol_type.clone().unwrap_or_default(),
+                        g.state.name(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        })
+        .unwrap_or_default()
+    }
+
+    async fn ready_partition(&self, partition: i32) -> Result<(), ResponseError> {
+        let image = self.metadata.current();
+        let leads = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(&partition))
+            .is_some_and(|p| p.leader == self.node_id);
+        if !leads || self.is_loaded(partition) {
+            return Ok(());
+        }
+        let _guard = self.load_lock.lock().await;
+        if !self.is_loaded(partition) {
+            self.load_partition(partition)?;
+        }
+        Ok(())
+    }
+
+    pub async fn describe_group(&self, group_id: &str) -> Result<DescribedGroup, ResponseError> {
+        self.ready(group_id).await?;
+        self.with_groups(|groups| match groups.get(group_id) {
+            None => DescribedGroup {
+                state: GroupState::Dead.name(),
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            },
+            Some(g) => {
+                let protocol = g.protocol.clone().unwrap_or_default();
+                DescribedGroup {
+                    state: g.state.name(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol: protocol.clone(),
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| DescribedMember {
+                            member_id: m.member_id.clone(),
+                            group_instance_id: m.group_instance_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            metadata: m.metadata(&protocol),
+                            assignment: m.assignment.clone(),
+                        })
+                        .collect(),
+                }
+            }
+        })
+    }
+
+    /// DeleteGroups: only groups without active members; writes tombstones for the group and
+    /// every offset it committed.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        let partition = self.ready(group_id).await?;
+        let records = self.with_groups(|groups| {
+            let Some(g) = groups.get(group_id) else {
+                return Err(ResponseError::GroupIdNotFound);
+            };
+            if g.state == GroupState::Dead {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            if !g.is_empty() {
+                return Err(ResponseError::NonEmptyGroup);
+            }
+            let mut records: Vec<(Bytes, Option<Bytes>)> = g
+                .offsets
+                .keys()
+                .map(|(t, p)| {
+                    (
+                        GroupRecordKey::Offset {
+                            group: group_id.to_string(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }
+                        .encode(),
+                        None,
+                    )
+                })
+                .collect();
+            records.push((
+                GroupRecordKey::Group {
+                    group: group_id.to_string(),
+                }
+                .encode(),
+                None,
+            ));
+            Ok(records)
+        });
+        self.persist(partition, records??)?;
+        self.with_groups(|groups| groups.remove(group_id))?;
+        Ok(())
+    }
+
+    /// OffsetDelete: refuses partitions of topics the group's members are subscribed to.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+        subscribed: impl Fn(&Bytes, &str) -> bool,
+    ) -> Result<Vec<i16>, ResponseError> {
+        let partition = self.ready(group_id).await?;
+        let (codes, records) = self.with_groups(|groups| {
+            let Some(g) = groups.get_mut(group_id) else {
+                return Err(ResponseError::GroupIdNotFound);
+            };
+            let protocol = g.protocol.clone().unwrap_or_default();
+            let mut codes = Vec::new();
+            let mut records = Vec::new();
+            for (t, p) in &partitions {
+                let in_use = g
+                    .members
+                    .values()
+                    .any(|m| subscribed(&m.metadata(&protocol), t));
+                if in_use {
+                    codes.push(ResponseError::GroupSubscribedToTopic.code());
+                    continue;
+                }
+                if g.offsets.remove(&(t.clone(), *p)).is_some() {
+                    records.push((
+                        GroupRecordKey::Offset {
+                            group: group_id.to_string(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }
+                        .encode(),
+                        None,
+                    ));
+                }
+                codes.push(0);
+            }
+            Ok((codes, records))
+        })??;
+        self.persist(partition, records)?;
+        Ok(codes)
+    }
+
+    /// Drives session and rebalance timeouts until shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = Instant::now();
+            let to_persist = self
+                .with_groups(|groups| {
+                    groups
+                        .values_mut()
+                        .filter_map(|g| {
+                            g.tick(now)
+                                .persist_group
+                                .then(|| (g.id.clone(), Self::group_record(g)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for (group, record) in to_persist {
+                let _ = self.persist(self.partition_for(&group), vec![record]);
+            }
+        }
+    }
+}

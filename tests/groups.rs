@@ -1,0 +1,251 @@
+//! Classic consumer groups with librdkafka: partitions split between members, committed offsets
+//! resumed after a consumer restart and after a kraftd restart, and group administration.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::Node;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn node() -> Node {
+    // Kafka's sample configs set this to 0 for development; 3 s would only slow the tests.
+    Node::start(&[("group.initial.rebalance.delay.ms", "0")])
+}
+
+async fn create_topic(node: &Node, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .create()
+        .expect("admin");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for r in admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .expect("create")
+    {
+        r.expect("created");
+    }
+}
+
+async fn produce(node: &Node, topic: &str, from: usize, to: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .create()
+        .expect("producer");
+    for i in from..to {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        producer
+            .send(FutureRecord::to(topic).key(&key).payload(&value), TIMEOUT)
+            .await
+            .expect("delivered");
+    }
+}
+
+fn consumer(node: &Node, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .expect("consumer")
+}
+
+/// Polls every consumer until `want` distinct values arrived in total; returns each consumer's
+/// (partition, value) list.
+fn drain(consumers: &[&BaseConsumer], want: usize) -> Vec<Vec<(i32, String)>> {
+    let mut got: Vec<Vec<(i32, String)>> = vec![Vec::new(); consumers.len()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.iter().map(Vec::len).sum::<usize>() < want {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want}",
+            got.iter().map(Vec::len).sum::<usize>()
+        );
+        for (i, c) in consumers.iter().enumerate() {
+            if let Some(m) = c.poll(Duration::from_millis(50)) {
+                let m = m.expect("consume");
+                got[i].push((
+                    m.partition(),
+                    String::from_utf8(m.payload().unwrap().to_vec()).unwrap(),
+                ));
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_split_the_partitions_and_commits_resume_exactly() {
+    let mut node = node();
+    create_topic(&node, "orders", 4).await;
+    produce(&node, "orders", 0, 400).await;
+
+    let a = consumer(&node, "billing");
+    let b = consumer(&node, "billing");
+    a.subscribe(&["orders"]).unwrap();
+    b.subscribe(&["orders"]).unwrap();
+    // Wait until both members hold an assignment of the same generation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = a.poll(Duration::from_millis(50));
+        let _ = b.poll(Duration::from_millis(50));
+        let (pa, pb) = (
+            a.assignment().unwrap().count(),
+            b.assignment().unwrap().count(),
+        );
+        if pa + pb == 4 && pa > 0 && pb > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stable 2-member assignment: {pa}+{pb}"
+        );
+    }
+    let pa: BTreeSet<i32> = a
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    let pb: BTreeSet<i32> = b
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    assert!(pa.is_disjoint(&pb), "{pa:?} / {pb:?}");
+    assert_eq!(pa.union(&pb).copied().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+
+    let got = drain(&[&a, &b], 400);
+    let all: BTreeSet<String> = got.iter().flatten().map(|(_, v)| v.clone()).collect();
+    assert_eq!(all.len(), 400, "every record exactly once across the group");
+    for (p, _) in &got[0] {
+        assert!(pa.contains(p));
+    }
+    for (p, _) in &got[1] {
+        assert!(pb.contains(p));
+    }
+    a.commit_consumer_state(CommitMode::Sync).expect("commit a");
+    b.commit_consumer_state(CommitMode::Sync).expect("commit b");
+    drop(a);
+    drop(b);
+
+    // More records; a new member of the group resumes exactly after the committed offsets,
+    // also across a kraftd restart.
+    produce(&node, "orders", 400, 500).await;
+    node.restart();
+    let c = consumer(&node, "billing");
+    c.subscribe(&["orders"]).unwrap();
+    let got = drain(&[&c], 100);
+    let values: BTreeSet<String> = got[0].iter().map(|(_, v)| v.clone()).collect();
+    let expected: BTreeSet<String> = (400..500).map(|i| format!("v{i}")).collect();
+    assert_eq!(values, expected, "resumed exactly where committed");
+    // Nothing more arrives (no duplicates of 0..400).
+    assert!(c.poll(Duration::from_millis(1500)).is_none());
+    let committed = c.committed(TIMEOUT).expect("committed offsets");
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap_or(0))
+        .sum();
+    assert_eq!(total, 400, "the 400 committed before the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_leaves_hands_its_partitions_to_the_survivor() {
+    let node = node();
+    create_topic(&node, "jobs", 2).await;
+    let a = consumer(&node, "workers");
+    let b = consumer(&node, "workers");
+    a.subscribe(&["jobs"]).unwrap();
+    b.subscribe(&["jobs"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = a.poll(Duration::from_millis(50));
+        let _ = b.poll(Duration::from_millis(50));
+        if a.assignment().unwrap().count() == 1 && b.assignment().unwrap().count() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 1+1 split");
+    }
+    // b leaves (LeaveGroup on close): a gets both partitions.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.assignment().unwrap().count() != 2 {
+        let _ = a.poll(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "survivor did not take over");
+    }
+    produce(&node, "jobs", 0, 50).await;
+    let got = drain(&[&a], 50);
+    let partitions: BTreeSet<i32> = got[0].iter().map(|(p, _)| *p).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_listed_described_and_deleted() {
+    let node = node();
+    create_topic(&node, "audit", 1).await;
+    produce(&node, "audit", 0, 10).await;
+    let c = consumer(&node, "auditors");
+    c.subscribe(&["audit"]).unwrap();
+    let _ = drain(&[&c], 10);
+    c.commit_consumer_state(CommitMode::Sync).unwrap();
+    let groups = c
+        .fetch_group_list(Some("auditors"), TIMEOUT)
+        .expect("group list");
+    let g = &groups.groups()[0];
+    assert_eq!(g.name(), "auditors");
+    assert_eq!(g.state(), "Stable");
+    assert_eq!(g.protocol_type(), "consumer");
+    assert_eq!(g.members().len(), 1);
+    assert_eq!(g.members()[0].client_id(), "rdkafka");
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .create()
+        .unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    // Not while a member is active.
+    let r = admin.delete_groups(&["auditors"], &opts).await.unwrap();
+    assert_eq!(
+        r[0].as_ref().unwrap_err().1,
+        rdkafka::types::RDKafkaErrorCode::NonEmptyGroup
+    );
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = admin.delete_groups(&["auditors"], &opts).await.unwrap();
+        if r[0].is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group never became deletable: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Gone, with its offsets: a new member starts from the beginning again.
+    let c = consumer(&node, "auditors");
+    c.subscribe(&["audit"]).unwrap();
+    let got = drain(&[&c], 10);
+    let offsets: BTreeMap<String, i32> = got[0].iter().map(|(p, v)| (v.clone(), *p)).collect();
+    assert_eq!(offsets.len(), 10);
+}
