@@ -872,3 +872,53 @@ fn sigterm_stops_a_foreground_node_cleanly() {
 fn sigint_stops_a_foreground_node_cleanly() {
     assert_clean_stop_on(libc::SIGINT, "SIGINT");
 }
+
+// ---- systemd ----
+
+/// Type=notify: kraftd tells $NOTIFY_SOCKET READY=1 once it serves and STOPPING=1 when a clean
+/// shutdown begins, as config/kraftd.service expects.
+#[test]
+fn systemd_notify_ready_then_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let setup = Setup::new();
+    setup.write(&[], &[]);
+    let socket_path = setup.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(common::START_TIMEOUT))
+        .expect("timeout");
+    let log = std::fs::File::create(setup.path("kraftd.stderr")).expect("log");
+    let mut child = Command::new(kraftd_bin())
+        .args(["start", "-c", setup.config(), "--auto-format"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn kraftd");
+    let mut buf = [0u8; 64];
+    let n = socket
+        .recv(&mut buf)
+        .expect("READY=1 within the start timeout");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means serving: the client port answers now.
+    TcpStream::connect(("127.0.0.1", setup.client_port)).expect("client port serves");
+    // SAFETY: SIGTERM to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let n = socket.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kraftd did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
