@@ -1202,3 +1202,255 @@ fn every_claimed_version_of_every_api_is_answered() {
     }
     assert!(!node.log().contains("panicked"));
 }
+
+/// Every claimed version of the group APIs, through one member's whole life per version:
+/// FindCoordinator, JoinGroup (with KIP-394's second join from v4), SyncGroup, Heartbeat,
+/// OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, LeaveGroup, DeleteGroups.
+#[test]
+fn every_claimed_version_of_the_group_apis_is_answered() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::*;
+
+    let node = Node::start(&[
+        ("socket.request.max.bytes", "1048576"),
+        ("group.initial.rebalance.delay.ms", "0"),
+    ]);
+    let mut c = Conn::open(node.client_port);
+    let range = |key: ApiKey| {
+        kraftd::api::CLIENT_APIS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, a, b)| *a..=*b)
+            .expect("claimed")
+    };
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let gid = |v: &str| GroupId(s(v));
+    let mut corr = 5000;
+    let mut next = || {
+        corr += 1;
+        corr
+    };
+    let max = |key: ApiKey| *range(key).end();
+
+    for v in range(ApiKey::FindCoordinator) {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("fc-a"), s("fc-b")])
+        } else {
+            FindCoordinatorRequest::default().with_key(s("fc-a"))
+        };
+        let r: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, v, next(), &req);
+        if v >= 4 {
+            assert_eq!(r.coordinators.len(), 2, "FindCoordinator v{v}");
+            for co in &r.coordinators {
+                assert_eq!(
+                    (co.error_code, co.node_id, co.port),
+                    (0, BrokerId(1), node.client_port as i32)
+                );
+            }
+        } else {
+            assert_eq!(
+                (r.error_code, r.node_id, r.port),
+                (0, BrokerId(1), node.client_port as i32),
+                "v{v}"
+            );
+        }
+    }
+
+    for v in range(ApiKey::JoinGroup) {
+        let group = format!("jg-{v}");
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(gid(&group))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(s(member))
+                .with_group_instance_id(None)
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(s("range"))
+                        .with_metadata(Bytes::from_static(b"sub")),
+                ])
+        };
+        let mut r: JoinGroupResponse = c.call(ApiKey::JoinGroup, v, next(), &join(""));
+        if v >= 4 {
+            assert_eq!(r.error_code, 79, "JoinGroup v{v}: MEMBER_ID_REQUIRED");
+            let id = r.member_id.to_string();
+            r = c.call(ApiKey::JoinGroup, v, next(), &join(&id));
+        }
+        assert_eq!((r.error_code, r.generation_id), (0, 1), "JoinGroup v{v}");
+        assert_eq!(r.leader, r.member_id);
+        assert_eq!(r.members.len(), 1);
+        assert_eq!(r.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
+        let member = r.member_id.to_string();
+
+        let sv = (v.min(max(ApiKey::SyncGroup))).max(0);
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(gid(&group))
+            .with_generation_id(1)
+            .with_member_id(s(&member))
+            .with_group_instance_id(None)
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(s(&member))
+                    .with_assignment(Bytes::from_static(b"mine")),
+            ]);
+        if sv < 5 {
+            sync = sync.with_protocol_type(None).with_protocol_name(None);
+        } else {
+            sync = sync
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range")));
+        }
+        let r: SyncGroupResponse = c.call(ApiKey::SyncGroup, sv, next(), &sync);
+        assert_eq!(
+            (r.error_code, &r.assignment[..]),
+            (0, &b"mine"[..]),
+            "SyncGroup v{sv}"
+        );
+
+        let hv = v.min(max(ApiKey::Heartbeat));
+        let hb = HeartbeatRequest::default()
+            .with_group_id(gid(&group))
+            .with_generation_id(1)
+            .with_member_id(s(&member))
+            .with_group_instance_id(None);
+        let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, hv, next(), &hb);
+        assert_eq!(r.error_code, 0, "Heartbeat v{hv}");
+        let r: HeartbeatResponse = c.call(
+            ApiKey::Heartbeat,
+            hv,
+            next(),
+            &hb.clone().with_generation_id(7),
+        );
+        assert_eq!(r.error_code, 22, "Heartbeat v{hv}: ILLEGAL_GENERATION");
+
+        let cv = v.clamp(
+            *range(ApiKey::OffsetCommit).start(),
+            max(ApiKey::OffsetCommit),
+        );
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(gid(&group))
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(s(&member))
+            .with_group_instance_id(None)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(42)
+                            .with_committed_metadata(Some(s("m"))),
+                    ]),
+            ]);
+        let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, cv, next(), &commit);
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, 0,
+            "OffsetCommit v{cv}"
+        );
+
+        let fv = v.clamp(
+            *range(ApiKey::OffsetFetch).start(),
+            max(ApiKey::OffsetFetch),
+        );
+        let fetch = if fv >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(gid(&group))
+                    .with_member_id(None)
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(TopicName(s("t")))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(gid(&group))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0, 1]),
+                ]))
+        };
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, fv, next(), &fetch);
+        let offsets: Vec<i64> = if fv >= 8 {
+            r.groups[0].topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect()
+        } else {
+            r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect()
+        };
+        assert_eq!(offsets, vec![42, -1], "OffsetFetch v{fv}");
+
+        let dv = v.min(max(ApiKey::DescribeGroups));
+        let r: DescribeGroupsResponse = c.call(
+            ApiKey::DescribeGroups,
+            dv,
+            next(),
+            &DescribeGroupsRequest::default().with_groups(vec![gid(&group)]),
+        );
+        assert_eq!(
+            r.groups[0].group_state.as_str(),
+            "Stable",
+            "DescribeGroups v{dv}"
+        );
+        assert_eq!(r.groups[0].members.len(), 1);
+        assert_eq!(&r.groups[0].members[0].member_assignment[..], b"mine");
+
+        let lv = v.min(max(ApiKey::ListGroups));
+        let r: ListGroupsResponse = c.call(
+            ApiKey::ListGroups,
+            lv,
+            next(),
+            &ListGroupsRequest::default(),
+        );
+        assert!(
+            r.groups.iter().any(|g| g.group_id.as_str() == group),
+            "ListGroups v{lv}"
+        );
+
+        let leave_v = v.min(max(ApiKey::LeaveGroup));
+        let leave = if leave_v >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(gid(&group))
+                .with_members(vec![MemberIdentity::default().with_member_id(s(&member))])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(gid(&group))
+                .with_member_id(s(&member))
+        };
+        let r: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, leave_v, next(), &leave);
+        assert_eq!(r.error_code, 0, "LeaveGroup v{leave_v}");
+
+        let del_v = v.min(max(ApiKey::DeleteGroups));
+        let r: DeleteGroupsResponse = c.call(
+            ApiKey::DeleteGroups,
+            del_v,
+            next(),
+            &DeleteGroupsRequest::default().with_groups_names(vec![gid(&group), gid("never-was")]),
+        );
+        let codes: Vec<i16> = r.results.iter().map(|x| x.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![0, 69],
+            "DeleteGroups v{del_v}: ok, GROUP_ID_NOT_FOUND"
+        );
+    }
+    assert!(!node.log().contains("panicked"));
+}
