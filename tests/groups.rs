@@ -249,3 +249,74 @@ async fn groups_are_listed_described_and_deleted() {
     let offsets: BTreeMap<String, i32> = got[0].iter().map(|(p, v)| (v.clone(), *p)).collect();
     assert_eq!(offsets.len(), 10);
 }
+
+fn kip848_consumer(node: &Node, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_group_assigns_on_the_server_and_resumes_from_commits() {
+    let node = Node::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+        ("group.consumer.session.timeout.ms", "6000"),
+    ]);
+    create_topic(&node, "kip848", 4).await;
+    produce(&node, "kip848", 0, 200).await;
+    let a = kip848_consumer(&node, "new-protocol");
+    let b = kip848_consumer(&node, "new-protocol");
+    a.subscribe(&["kip848"]).unwrap();
+    b.subscribe(&["kip848"]).unwrap();
+    // Records polled while the assignment settles count too.
+    let mut early: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for c in [&a, &b] {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
+                early.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+            }
+        }
+        let (pa, pb) = (
+            a.assignment().unwrap().count(),
+            b.assignment().unwrap().count(),
+        );
+        if pa == 2 && pb == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 2+2 server-side assignment: {pa}+{pb}"
+        );
+    }
+    let got = drain(&[&a, &b], 200 - early.len());
+    let all: BTreeSet<String> = got
+        .iter()
+        .flatten()
+        .map(|(_, v)| v.clone())
+        .chain(early)
+        .collect();
+    assert_eq!(all.len(), 200);
+    a.commit_consumer_state(CommitMode::Sync).expect("commit a");
+    b.commit_consumer_state(CommitMode::Sync).expect("commit b");
+    drop(a);
+    // b takes over a's partitions after a leaves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.assignment().unwrap().count() != 4 {
+        let _ = b.poll(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "survivor did not get all 4 partitions"
+        );
+    }
+    produce(&node, "kip848", 200, 240).await;
+    let got = drain(&[&b], 40);
+    let values: BTreeSet<String> = got[0].iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(values, (200..240).map(|i| format!("v{i}")).collect());
+}

@@ -19,10 +19,9 @@ pub async fn handle(
         .list_groups()
         .await
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
-        // Every kraftd group is a classic group.
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
+        .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(id, protocol_type, state, kind)| {
             let g = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(id)))
                 .with_protocol_type(StrBytes::from_string(protocol_type));
@@ -32,7 +31,7 @@ pub async fn handle(
                 g
             };
             if version >= 5 {
-                g.with_group_type(StrBytes::from_static_str("classic"))
+                g.with_group_type(StrBytes::from_static_str(kind))
             } else {
                 g
             }

@@ -20,6 +20,8 @@ use crate::network::ListenerKind;
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -95,6 +97,8 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Served on the CONTROLLER listener.
@@ -245,6 +249,8 @@ impl Dispatcher {
             ApiKey::DescribeGroups => call!(describe_groups),
             ApiKey::DeleteGroups => call!(delete_groups),
             ApiKey::OffsetDelete => call!(offset_delete),
+            ApiKey::ConsumerGroupHeartbeat => call!(consumer_group_heartbeat),
+            ApiKey::ConsumerGroupDescribe => call!(consumer_group_describe),
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }

@@ -5,6 +5,7 @@
 //! coordinator and loads the partition before answering for its groups.
 
 pub mod classic;
+pub mod consumer;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,6 +23,7 @@ use crate::controller::{ControllerHandle, NewTopic};
 use crate::metadata::MetadataReader;
 use crate::protocol::record_batch::{BatchIter, BatchOptions, NewRecord, encode_batch};
 use classic::{Group, GroupState, JoinRequest, JoinResult, SyncResult};
+use consumer::ConsumerGroup;
 use records::{GroupRecordKey, GroupValue, OffsetValue, partition_for_group};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -74,6 +76,8 @@ pub struct GroupCoordinator {
     broker: Arc<ReplicaManager>,
     controller: ControllerHandle,
     groups: Mutex<HashMap<String, Group>>,
+    /// KIP-848 groups. Their committed offsets live in `groups` like every group's.
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     loaded: Mutex<HashSet<i32>>,
     load_lock: tokio::sync::Mutex<()>,
 }
@@ -99,6 +103,7 @@ impl GroupCoordinator {
             broker,
             controller,
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashSet::new()),
             load_lock: tokio::sync::Mutex::new(()),
         }
@@ -483,12 +488,26 @@ impl GroupCoordinator {
     ) -> Result<Vec<i16>, ResponseError> {
         let partition = self.ready(group_id).await?;
         let max_metadata = self.config.offset_metadata_max_bytes.max(0) as usize;
+        let consumer_member_epoch = self.with_consumer_groups(|cgs| {
+            cgs.get(group_id)
+                .and_then(|g| g.members.get(member_id))
+                .map(|m| m.member_epoch)
+        })?;
+        if let Some(epoch) = consumer_member_epoch {
+            // KIP-848 members commit with their member epoch.
+            if generation != epoch {
+                return Err(ResponseError::StaleMemberEpoch);
+            }
+        }
         self.with_groups(|groups| {
             let g = groups
                 .entry(group_id.to_string())
                 .or_insert_with(|| Group::new(group_id));
             if g.state == GroupState::Dead {
                 return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            if consumer_member_epoch.is_some() {
+                return Ok(());
             }
             if generation < 0 && member_id.is_empty() {
                 // A simple (standalone) consumer: only while no members are active.
@@ -601,23 +620,34 @@ impl GroupCoordinator {
         })
     }
 
-    /// ListGroups: (group id, protocol type, state) of every group this node coordinates.
-    pub async fn list_groups(&self) -> Vec<(String, String, &'static str)> {
+    /// ListGroups: (group id, protocol type, state, group type) of every group this node
+    /// coordinates.
+    pub async fn list_groups(&self) -> Vec<(String, String, &'static str, &'static str)> {
         // Load every partition this node leads so that groups from before a restart are listed.
         for p in 0..self.partitions() {
             let _ = self.ready_partition(p).await;
         }
+        let consumer: Vec<(String, String, &'static str, &'static str)> = self
+            .with_consumer_groups(|cgs| {
+                cgs.values()
+                    .map(|g| (g.id.clone(), "consumer".to_string(), g.state(), "consumer"))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.with_groups(|groups| {
             let mut out: Vec<_> = groups
                 .values()
                 .filter(|g| g.state != GroupState::Dead)
+                .filter(|g| !consumer.iter().any(|c| c.0 == g.id))
                 .map(|g| {
                     (
                         g.id.clone(),
                         g.protocol_type.clone().unwrap_or_default(),
                         g.state.name(),
+                        "classic",
                     )
                 })
+                .chain(consumer.iter().cloned())
                 .collect();
             out.sort();
             out
@@ -677,6 +707,19 @@ impl GroupCoordinator {
     /// every offset it committed.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
         let partition = self.ready(group_id).await?;
+        let consumer_members =
+            self.with_consumer_groups(|cgs| cgs.get(group_id).map(|g| g.members.len()))?;
+        match consumer_members {
+            Some(n) if n > 0 => return Err(ResponseError::NonEmptyGroup),
+            Some(_) => {
+                self.with_consumer_groups(|cgs| cgs.remove(group_id))?;
+                let exists = self.with_groups(|g| g.contains_key(group_id))?;
+                if !exists {
+                    return Ok(());
+                }
+            }
+            None => {}
+        }
         let records = self.with_groups(|groups| {
             let Some(g) = groups.get(group_id) else {
                 return Err(ResponseError::GroupIdNotFound);
@@ -759,6 +802,61 @@ impl GroupCoordinator {
         Ok(codes)
     }
 
+    fn with_consumer_groups<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, ConsumerGroup>) -> T,
+    ) -> Result<T, ResponseError> {
+        let mut groups = self
+            .consumer_groups
+            .lock()
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        Ok(f(&mut groups))
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub async fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: consumer::HeartbeatRequest,
+    ) -> Result<consumer::HeartbeatResult, (ResponseError, String)> {
+        self.ready(group_id).await.map_err(|e| (e, e.to_string()))?;
+        let classic_in_use = self
+            .with_groups(|g| g.get(group_id).is_some_and(|g| !g.is_empty()))
+            .map_err(|e| (e, e.to_string()))?;
+        if classic_in_use {
+            return Err((
+                ResponseError::GroupIdNotFound,
+                format!(
+                    "Group {group_id} is a classic group with active members, not a consumer group."
+                ),
+            ));
+        }
+        let image = self.metadata.current();
+        let topics = |name: &str| image.topic(name).map(|t| (t.id, t.partitions.len() as i32));
+        self.with_consumer_groups(|cgs| {
+            cgs.entry(group_id.to_string())
+                .or_insert_with(|| ConsumerGroup::new(group_id))
+                .heartbeat(req, Instant::now(), &topics)
+        })
+        .map_err(|e| (e, e.to_string()))?
+        .map_err(|e| (e, e.to_string()))
+    }
+
+    /// ConsumerGroupDescribe: a snapshot of one KIP-848 group.
+    pub async fn describe_consumer_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(Option<&ConsumerGroup>) -> T,
+    ) -> Result<T, ResponseError> {
+        self.ready(group_id).await?;
+        self.with_consumer_groups(|cgs| f(cgs.get(group_id)))
+    }
+
+    /// The heartbeat interval KIP-848 members are told to use.
+    pub fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.config.group_consumer_heartbeat_interval_ms
+    }
+
     /// Drives session and rebalance timeouts until shutdown.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut interval = tokio::time::interval(TICK);
@@ -783,6 +881,15 @@ impl GroupCoordinator {
             for (group, record) in to_persist {
                 let _ = self.persist(self.partition_for(&group), vec![record]);
             }
+            let image = self.metadata.current();
+            let topics = |name: &str| image.topic(name).map(|t| (t.id, t.partitions.len() as i32));
+            let session =
+                Duration::from_millis(self.config.group_consumer_session_timeout_ms.max(0) as u64);
+            let _ = self.with_consumer_groups(|cgs| {
+                for g in cgs.values_mut() {
+                    g.tick(now, session, &topics);
+                }
+            });
         }
     }
 }
