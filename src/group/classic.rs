@@ -134,6 +134,8 @@ pub struct Group {
     /// A new group waits this long for more members (group.initial.rebalance.delay.ms).
     initial_join_until: Option<Instant>,
     pub state_timestamp_ms: i64,
+    /// group.max.size.
+    pub max_size: usize,
 }
 
 fn now_ms() -> i64 {
@@ -169,6 +171,7 @@ impl Group {
             join_deadline: None,
             initial_join_until: None,
             state_timestamp_ms: now_ms(),
+            max_size: usize::MAX,
         }
     }
 
@@ -267,6 +270,12 @@ impl Group {
             )));
         }
 
+        if !self.members.contains_key(&member_id) && self.members.len() >= self.max_size {
+            return Err(Box::new(JoinResult::error(
+                ResponseError::GroupMaxSizeReached,
+                &member_id,
+            )));
+        }
         let (tx, rx) = oneshot::channel();
         let existing = self.members.get_mut(&member_id);
         let changed = match existing {
@@ -696,6 +705,24 @@ impl Group {
         effects
     }
 
+    /// Offsets of an Empty group older than the retention period (offsets.retention.minutes),
+    /// removed from the group; the caller writes their tombstones.
+    pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
+        if self.state != GroupState::Empty || now_ms - self.state_timestamp_ms < retention_ms {
+            return Vec::new();
+        }
+        let expired: Vec<(String, i32)> = self
+            .offsets
+            .iter()
+            .filter(|(_, v)| now_ms - v.commit_timestamp >= retention_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &expired {
+            self.offsets.remove(k);
+        }
+        expired
+    }
+
     /// What goes into GroupMetadataValue.
     pub fn to_record(&self) -> GroupValue {
         let protocol = self.protocol.clone().unwrap_or_default();
@@ -909,5 +936,47 @@ mod tests {
             g.heartbeat(&first.member_id, Some("i-1"), first.generation_id, now),
             Err(ResponseError::FencedInstanceId)
         );
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    #[test]
+    fn group_max_size_and_offset_expiry() {
+        let now = Instant::now();
+        let mut g = Group::new("g");
+        g.max_size = 1;
+        let req = |id: &str| JoinRequest {
+            member_id: id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: false,
+        };
+        let _rx = g.join(req(""), now, Duration::ZERO).unwrap();
+        let err = g.join(req(""), now, Duration::ZERO).unwrap_err();
+        assert_eq!(err.error, ResponseError::GroupMaxSizeReached.code());
+
+        let mut empty = Group::new("e");
+        empty.state_timestamp_ms = 0;
+        let v = |ts| OffsetValue {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: ts,
+        };
+        empty.offsets.insert(("old".into(), 0), v(1_000));
+        empty.offsets.insert(("new".into(), 0), v(9_000));
+        assert_eq!(
+            empty.expire_offsets(10_000, 5_000),
+            vec![("old".to_string(), 0)]
+        );
+        assert_eq!(empty.offsets.len(), 1);
     }
 }

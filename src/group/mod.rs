@@ -370,11 +370,13 @@ impl GroupCoordinator {
         }
         let delay =
             Duration::from_millis(self.config.group_initial_rebalance_delay_ms.max(0) as u64);
+        let max_size = self.config.group_max_size.max(1) as usize;
         let rx = self.with_groups(|groups| {
-            groups
+            let g = groups
                 .entry(group_id.to_string())
-                .or_insert_with(|| Group::new(group_id))
-                .join(req, Instant::now(), delay)
+                .or_insert_with(|| Group::new(group_id));
+            g.max_size = max_size;
+            g.join(req, Instant::now(), delay)
         });
         match rx {
             Ok(Ok(rx)) => rx.await.unwrap_or_else(|_| {
@@ -857,15 +859,47 @@ impl GroupCoordinator {
         self.config.group_consumer_heartbeat_interval_ms
     }
 
-    /// Drives session and rebalance timeouts until shutdown.
+    /// Removes expired offsets of empty groups and writes their tombstones.
+    fn expire_offsets(&self) {
+        let retention_ms = i64::from(self.config.offsets_retention_minutes.max(0)) * 60_000;
+        let now = now_ms();
+        let expired = self
+            .with_groups(|groups| {
+                let mut out = Vec::new();
+                for g in groups.values_mut() {
+                    for (topic, partition) in g.expire_offsets(now, retention_ms) {
+                        out.push((g.id.clone(), topic, partition));
+                    }
+                }
+                out
+            })
+            .unwrap_or_default();
+        for (group, topic, partition) in expired {
+            let key = GroupRecordKey::Offset {
+                group: group.clone(),
+                topic,
+                partition,
+            };
+            let _ = self.persist(self.partition_for(&group), vec![(key.encode(), None)]);
+        }
+    }
+
+    /// Drives session and rebalance timeouts, and offset expiry, until shutdown.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut interval = tokio::time::interval(TICK);
+        let expiry_every =
+            Duration::from_millis(self.config.offsets_retention_check_interval_ms.max(1000) as u64);
+        let mut last_expiry = Instant::now();
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = shutdown.changed() => return,
             }
             let now = Instant::now();
+            if now.duration_since(last_expiry) >= expiry_every {
+                last_expiry = now;
+                self.expire_offsets();
+            }
             let to_persist = self
                 .with_groups(|groups| {
                     groups
