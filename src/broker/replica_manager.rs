@@ -13,7 +13,7 @@ use super::{BrokerError, Partition};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
 use crate::log::{LogConfig, PartitionLog};
-use crate::metadata::{MetadataImage, MetadataPublisher};
+use crate::metadata::{MetadataImage, MetadataPublisher, PartitionRegistration, TopicImage};
 use crate::protocol::record_batch::TimestampType;
 
 pub type TopicPartition = (String, i32);
@@ -186,45 +186,66 @@ impl ReplicaManager {
                 info!(topic = %tp.0, partition = tp.1, "deleted partition");
             }
         }
+        let mut to_open = Vec::new();
         for ((name, index), (topic, reg)) in wanted {
-            let existing = self.get(&name, index);
-            let partition = match existing {
+            match self.get(&name, index) {
                 Some(p) => {
                     p.update_log_config(self.log_config(&name, image));
-                    p
+                    set_role(&p, &reg, self.node_id);
                 }
-                None => {
-                    let dir_name = format!("{name}-{index}");
-                    let dir = self.partition_dir(&dir_name);
-                    if let Some(id) = read_partition_metadata(&dir)
-                        && id != topic.id
-                    {
-                        // Left over from an earlier topic of the same name.
-                        let _ = std::fs::remove_dir_all(&dir);
-                    }
-                    let log = match PartitionLog::open(&dir, self.log_config(&name, image)) {
-                        Ok(log) => log,
-                        Err(e) => {
-                            error!(dir = %dir.display(), error = %e, "cannot open partition log");
-                            continue;
-                        }
-                    };
-                    if let Err(e) = write_partition_metadata(&dir, &topic.id) {
-                        error!(dir = %dir.display(), error = %e, "cannot write partition.metadata");
-                    }
-                    let p = Arc::new(Partition::new(name.clone(), topic.id, index, log));
-                    if let Ok(mut parts) = self.partitions.write() {
-                        parts.insert((name.clone(), index), p.clone());
-                    }
-                    p
-                }
-            };
-            if reg.leader == self.node_id {
-                partition.make_leader(reg.leader_epoch);
-            } else {
-                partition.make_follower(reg.leader_epoch);
+                None => to_open.push((name, index, topic, reg)),
             }
         }
+        // Opening a log touches (and at start fsyncs) its dir: open many on a few threads, so a
+        // node with hundreds of partitions still starts in milliseconds.
+        let next = Mutex::new(to_open.into_iter());
+        std::thread::scope(|scope| {
+            for _ in 0..OPEN_THREADS {
+                scope.spawn(|| {
+                    loop {
+                        let Some((name, index, topic, reg)) =
+                            next.lock().ok().and_then(|mut it| it.next())
+                        else {
+                            return;
+                        };
+                        if let Some(p) = self.open_partition(&name, index, &topic, image) {
+                            set_role(&p, &reg, self.node_id);
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    fn open_partition(
+        &self,
+        name: &str,
+        index: i32,
+        topic: &TopicImage,
+        image: &MetadataImage,
+    ) -> Option<Arc<Partition>> {
+        let dir = self.partition_dir(&format!("{name}-{index}"));
+        if let Some(id) = read_partition_metadata(&dir)
+            && id != topic.id
+        {
+            // Left over from an earlier topic of the same name.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let log = match PartitionLog::open(&dir, self.log_config(name, image)) {
+            Ok(log) => log,
+            Err(e) => {
+                error!(dir = %dir.display(), error = %e, "cannot open partition log");
+                return None;
+            }
+        };
+        if let Err(e) = write_partition_metadata(&dir, &topic.id) {
+            error!(dir = %dir.display(), error = %e, "cannot write partition.metadata");
+        }
+        let p = Arc::new(Partition::new(name.to_string(), topic.id, index, log));
+        if let Ok(mut parts) = self.partitions.write() {
+            parts.insert((name.to_string(), index), p.clone());
+        }
+        Some(p)
     }
 
     /// Deletes partition dirs that no topic of `image` owns: left behind when the node stopped
@@ -297,6 +318,16 @@ impl ReplicaManager {
 
 /// Threads that flush and close logs at shutdown.
 const SHUTDOWN_THREADS: usize = 8;
+/// Threads that open partition logs when an image adds many at once (e.g. at start).
+const OPEN_THREADS: usize = 8;
+
+fn set_role(p: &Partition, reg: &PartitionRegistration, node_id: i32) {
+    if reg.leader == node_id {
+        p.make_leader(reg.leader_epoch);
+    } else {
+        p.make_follower(reg.leader_epoch);
+    }
+}
 
 fn close_partition(p: Arc<Partition>) {
     let name = format!("{}-{}", p.topic, p.index);
