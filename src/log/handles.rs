@@ -102,7 +102,12 @@ pub(crate) fn get(id: u64, path: &Path) -> io::Result<Arc<File>> {
     let tick = s.tick;
     while s.handles.len() >= per_shard {
         // Linear scan: a shard holds at most limit/16 entries, cheaper than keeping an order.
-        let Some(oldest) = s.handles.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) else {
+        let Some(oldest) = s
+            .handles
+            .iter()
+            .min_by_key(|(_, (_, t))| *t)
+            .map(|(k, _)| *k)
+        else {
             break;
         };
         s.handles.remove(&oldest);

@@ -6,8 +6,8 @@
 //! trimmed to the entries on roll and close; an untrimmed file therefore reads back as corrupt
 //! (trailing zero entries break monotonicity) and gets rebuilt from the log.
 //!
-//! The file handle is opened only when something must be written and is released (after an
-//! fsync) when the segment becomes inactive: lookups never touch the file, so an inactive
+//! The file handle is opened only when something must be written and is released when the
+//! segment becomes inactive: lookups never touch the file, so an inactive
 //! segment's indexes cost no file descriptor.
 
 use std::fs::{File, OpenOptions};
@@ -188,12 +188,9 @@ impl OffsetIndex {
             .ok_or_else(|| io::Error::other("index handle vanished"))
     }
 
-    /// fsyncs what was written through the handle and closes it (segment became inactive).
-    pub(crate) fn release(&mut self) -> io::Result<()> {
-        if let Some(f) = self.file.take() {
-            f.sync_all()?;
-        }
-        Ok(())
+    /// Closes the handle (segment became inactive; the segment fsynced what it wrote).
+    pub(crate) fn release(&mut self) {
+        self.file = None;
     }
 
     pub(crate) fn sync(&self) -> io::Result<()> {
@@ -356,12 +353,9 @@ impl TimeIndex {
             .ok_or_else(|| io::Error::other("index handle vanished"))
     }
 
-    /// fsyncs what was written through the handle and closes it (segment became inactive).
-    pub(crate) fn release(&mut self) -> io::Result<()> {
-        if let Some(f) = self.file.take() {
-            f.sync_all()?;
-        }
-        Ok(())
+    /// Closes the handle (segment became inactive; the segment fsynced what it wrote).
+    pub(crate) fn release(&mut self) {
+        self.file = None;
     }
 
     pub(crate) fn sync(&self) -> io::Result<()> {

@@ -3,15 +3,28 @@
 //! `leader-epoch-checkpoint`; plus the log dir's offset checkpoint files.
 //!
 //! It owns offsets (assignment on leader append, ordering on follower append), segment rolling,
+//! the log start offset, retention and DeleteRecords (`retention.rs`), the flush policy,
 //! recovery after an unclean shutdown, reads by offset and by timestamp, and truncation. It
-//! knows nothing of the network, of high watermarks beyond the `max_offset` a reader passes, or
-//! of locking: the broker wraps each partition in its own lock.
+//! knows nothing of the network, of high watermarks beyond what a caller passes, of timers
+//! (callers pass `now_ms` to `enforce_retention`, `maybe_roll`, `maybe_flush`), or of locking:
+//! the broker wraps each partition in its own lock. It does not write the log dir's checkpoint
+//! files itself: the broker collects `log_start_offset()` / `recovery_point()` of every log.
+//!
+//! Durability: every roll fsyncs the segment it seals, so the recovery point (`recovery_point`,
+//! the offset below which everything is on disk) is at least the active segment's base; a
+//! `flush` (flush.messages / flush.ms, or the caller) moves it to the log end.
 //!
 //! Clean shutdown marker: `close()` writes `.kraftd_cleanshutdown` inside the partition dir (Kafka
-//! keeps one `.kafka_cleanshutdown` per log dir; per partition lets a log open on its own). When it
-//! is absent at open, the last segment is re-scanned batch by batch (length, magic, CRC, offset
-//! order) and a torn tail is cut off. Earlier segments are fsynced when they roll, so they
-//! cannot be torn; they are only rebuilt when an index is missing or fails its sanity check.
+//! keeps one `.kafka_cleanshutdown` per log dir; per partition lets a log open on its own). With
+//! it, open trusts the files. Without it, every segment holding offsets at or above the
+//! recovery point from `LogOpenOptions` (or, when none was checkpointed, the last segment) is
+//! re-read batch by batch (length, magic, CRC, offset order); the first bad batch and all after
+//! it, later segments included, are dropped and one warning per partition names the file, byte
+//! position, bytes and batches dropped. Segments below the recovery point are not re-read.
+//! Any segment whose index is missing or fails its sanity check is rebuilt.
+//!
+//! File descriptors: only the active segment keeps its files open; inactive segments read
+//! through a bounded process-wide handle cache (`handles.rs`).
 
 mod checkpoint;
 pub mod handles;
@@ -309,7 +322,7 @@ impl PartitionLog {
             }
             if !is_last {
                 // Inactive segments hold no file descriptor (see handles.rs).
-                seg.make_inactive()?;
+                seg.make_inactive();
             }
             segments.push(seg);
         }
@@ -645,7 +658,7 @@ impl PartitionLog {
             }
         } else {
             active.seal()?;
-            active.make_inactive()?;
+            active.make_inactive();
         }
         let mut segment = LogSegment::create(&self.dir, new_base, &self.config, Some(now_ms))?;
         segment.set_roll_jitter_ms(self.draw_roll_jitter(new_base));

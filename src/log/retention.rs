@@ -95,7 +95,8 @@ impl PartitionLog {
     /// last flush. Returns whether it flushed.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, LogError> {
         let last = *self.last_flush_ms.get_or_insert(now_ms);
-        if self.unflushed_messages == 0 || now_ms.saturating_sub(last) < self.config.flush_interval_ms
+        if self.unflushed_messages == 0
+            || now_ms.saturating_sub(last) < self.config.flush_interval_ms
         {
             return Ok(false);
         }
@@ -220,3 +221,7 @@ impl PartitionLog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod tests;

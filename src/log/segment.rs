@@ -10,8 +10,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::ops::Deref;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -258,18 +258,14 @@ impl LogSegment {
         })
     }
 
-    /// Closes the segment's own handles (fsyncing them first) so that an inactive segment
-    /// holds no file descriptor; reads then go through the handle cache.
-    pub(crate) fn make_inactive(&mut self) -> Result<(), LogError> {
-        if let Some(f) = self.file.take() {
-            f.sync_data().map_err(storage(&self.log_path))?;
-        }
-        self.offset_index
-            .release()
-            .map_err(storage(self.offset_index.path()))?;
-        self.time_index
-            .release()
-            .map_err(storage(self.time_index.path()))
+    /// Closes the segment's own handles so that an inactive segment holds no file descriptor;
+    /// reads then go through the handle cache. Callers have flushed whatever they wrote (seal
+    /// on roll, flush after recovery); a segment opened and left untouched needs no fsync,
+    /// which keeps opening thousands of segments at startup cheap.
+    pub(crate) fn make_inactive(&mut self) {
+        self.file = None;
+        self.offset_index.release();
+        self.time_index.release();
     }
 
     /// Batches in [`start`, size) counted by their length fields only (the bytes there failed
@@ -287,7 +283,8 @@ impl LogSegment {
             handle
                 .read_exact_at(&mut len_field, pos)
                 .map_err(storage(&self.log_path))?;
-            let len = i32::from_be_bytes([len_field[8], len_field[9], len_field[10], len_field[11]]);
+            let len =
+                i32::from_be_bytes([len_field[8], len_field[9], len_field[10], len_field[11]]);
             if len <= 0 {
                 break;
             }
