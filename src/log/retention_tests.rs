@@ -299,7 +299,7 @@ fn maybe_roll_follows_segment_ms_and_jitter_never_exceeds_it() {
     // With jitter each new segment rolls somewhere in (segment.ms - jitter, segment.ms].
     log.set_segment_jitter_ms(500);
     append(&mut log, "b", 1, 20_000);
-    assert!(log.maybe_roll(20_000).unwrap() == false);
+    assert!(!log.maybe_roll(20_000).unwrap());
     assert!(log.maybe_roll(20_000 + 1_001).unwrap());
     append(&mut log, "c", 1, 30_000);
     assert!(
