@@ -221,6 +221,22 @@ impl LeaderEpochCache {
         self.entries.clear();
     }
 
+    /// Kafka's `truncateFromStart` (log start offset moved): entries starting at or before
+    /// `start_offset` collapse into the last of them, which now starts at `start_offset`.
+    /// Returns whether anything changed.
+    pub(crate) fn truncate_from_start(&mut self, start_offset: i64) -> bool {
+        let below = self.entries.partition_point(|&(_, o)| o <= start_offset);
+        let Some(&(epoch, offset)) = below.checked_sub(1).and_then(|i| self.entries.get(i)) else {
+            return false;
+        };
+        if below == 1 && offset == start_offset {
+            return false;
+        }
+        self.entries.drain(..below);
+        self.entries.insert(0, (epoch, start_offset));
+        true
+    }
+
     /// Kafka's `endOffsetFor(requestedEpoch, logEndOffset)` for OffsetsForLeaderEpoch.
     pub(crate) fn end_offset_for(&self, requested_epoch: i32, log_end_offset: i64) -> (i32, i64) {
         const UNDEFINED: (i32, i64) = (-1, -1);

@@ -5,6 +5,10 @@
 //! pwrite. Like Kafka, the active segment's files are preallocated to max_index_size and
 //! trimmed to the entries on roll and close; an untrimmed file therefore reads back as corrupt
 //! (trailing zero entries break monotonicity) and gets rebuilt from the log.
+//!
+//! The file handle is opened only when something must be written and is released when the
+//! segment becomes inactive: lookups never touch the file, so an inactive
+//! segment's indexes cost no file descriptor.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -35,7 +39,7 @@ fn read_entries_file(path: &Path, entry: usize) -> io::Result<Option<Vec<u8>>> {
 
 pub(crate) struct OffsetIndex {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     base_offset: i64,
     /// (relative offset, position)
     entries: Vec<(u32, u32)>,
@@ -49,7 +53,7 @@ impl OffsetIndex {
         file.set_len(0)?;
         let mut index = OffsetIndex {
             path,
-            file,
+            file: Some(file),
             base_offset,
             entries: Vec::new(),
             max_entries: (max_index_size as usize / OFFSET_ENTRY).max(1),
@@ -83,10 +87,9 @@ impl OffsetIndex {
             }
             entries.push((rel, pos));
         }
-        let file = open_rw(&path)?;
         Ok(Some(OffsetIndex {
             path,
-            file,
+            file: None,
             base_offset,
             entries,
             max_entries: (max_index_size as usize / OFFSET_ENTRY).max(1),
@@ -122,8 +125,8 @@ impl OffsetIndex {
         let mut buf = [0u8; OFFSET_ENTRY];
         buf[..4].copy_from_slice(&rel.to_be_bytes());
         buf[4..].copy_from_slice(&pos.to_be_bytes());
-        self.file
-            .write_all_at(&buf, (self.entries.len() * OFFSET_ENTRY) as u64)?;
+        let at = (self.entries.len() * OFFSET_ENTRY) as u64;
+        self.file()?.write_all_at(&buf, at)?;
         self.entries.push((rel, pos));
         Ok(())
     }
@@ -161,28 +164,46 @@ impl OffsetIndex {
             buf.extend_from_slice(&r.to_be_bytes());
             buf.extend_from_slice(&p.to_be_bytes());
         }
-        self.file.write_all_at(&buf, 0)?;
+        self.file()?.write_all_at(&buf, 0)?;
         Ok(())
     }
 
     pub(crate) fn preallocate(&mut self) -> io::Result<()> {
-        self.file
-            .set_len((self.max_entries.max(self.entries.len()) * OFFSET_ENTRY) as u64)
+        let len = (self.max_entries.max(self.entries.len()) * OFFSET_ENTRY) as u64;
+        self.file()?.set_len(len)
     }
 
     pub(crate) fn trim(&mut self) -> io::Result<()> {
+        let len = (self.entries.len() * OFFSET_ENTRY) as u64;
+        self.file()?.set_len(len)
+    }
+
+    /// The write handle, opened on first use.
+    fn file(&mut self) -> io::Result<&File> {
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+        }
         self.file
-            .set_len((self.entries.len() * OFFSET_ENTRY) as u64)
+            .as_ref()
+            .ok_or_else(|| io::Error::other("index handle vanished"))
+    }
+
+    /// Closes the handle (segment became inactive; the segment fsynced what it wrote).
+    pub(crate) fn release(&mut self) {
+        self.file = None;
     }
 
     pub(crate) fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
+        match &self.file {
+            Some(f) => f.sync_all(),
+            None => Ok(()),
+        }
     }
 }
 
 pub(crate) struct TimeIndex {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     base_offset: i64,
     /// (timestamp, relative offset)
     entries: Vec<(i64, u32)>,
@@ -195,7 +216,7 @@ impl TimeIndex {
         file.set_len(0)?;
         let mut index = TimeIndex {
             path,
-            file,
+            file: Some(file),
             base_offset,
             entries: Vec::new(),
             max_entries: (max_index_size as usize / TIME_ENTRY).max(2),
@@ -230,10 +251,9 @@ impl TimeIndex {
             }
             entries.push((ts, rel));
         }
-        let file = open_rw(&path)?;
         Ok(Some(TimeIndex {
             path,
-            file,
+            file: None,
             base_offset,
             entries,
             max_entries: (max_index_size as usize / TIME_ENTRY).max(2),
@@ -272,8 +292,8 @@ impl TimeIndex {
         let mut buf = [0u8; TIME_ENTRY];
         buf[..8].copy_from_slice(&timestamp.to_be_bytes());
         buf[8..].copy_from_slice(&rel.to_be_bytes());
-        self.file
-            .write_all_at(&buf, (self.entries.len() * TIME_ENTRY) as u64)?;
+        let at = (self.entries.len() * TIME_ENTRY) as u64;
+        self.file()?.write_all_at(&buf, at)?;
         self.entries.push((timestamp, rel));
         Ok(())
     }
@@ -309,20 +329,39 @@ impl TimeIndex {
             buf.extend_from_slice(&t.to_be_bytes());
             buf.extend_from_slice(&r.to_be_bytes());
         }
-        self.file.write_all_at(&buf, 0)?;
+        self.file()?.write_all_at(&buf, 0)?;
         Ok(())
     }
 
     pub(crate) fn preallocate(&mut self) -> io::Result<()> {
-        self.file
-            .set_len((self.max_entries.max(self.entries.len()) * TIME_ENTRY) as u64)
+        let len = (self.max_entries.max(self.entries.len()) * TIME_ENTRY) as u64;
+        self.file()?.set_len(len)
     }
 
     pub(crate) fn trim(&mut self) -> io::Result<()> {
-        self.file.set_len((self.entries.len() * TIME_ENTRY) as u64)
+        let len = (self.entries.len() * TIME_ENTRY) as u64;
+        self.file()?.set_len(len)
+    }
+
+    /// The write handle, opened on first use.
+    fn file(&mut self) -> io::Result<&File> {
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("index handle vanished"))
+    }
+
+    /// Closes the handle (segment became inactive; the segment fsynced what it wrote).
+    pub(crate) fn release(&mut self) {
+        self.file = None;
     }
 
     pub(crate) fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
+        match &self.file {
+            Some(f) => f.sync_all(),
+            None => Ok(()),
+        }
     }
 }

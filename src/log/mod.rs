@@ -3,19 +3,34 @@
 //! `leader-epoch-checkpoint`; plus the log dir's offset checkpoint files.
 //!
 //! It owns offsets (assignment on leader append, ordering on follower append), segment rolling,
+//! the log start offset, retention and DeleteRecords (`retention.rs`), the flush policy,
 //! recovery after an unclean shutdown, reads by offset and by timestamp, and truncation. It
-//! knows nothing of the network, of high watermarks beyond the `max_offset` a reader passes, or
-//! of locking: the broker wraps each partition in its own lock.
+//! knows nothing of the network, of high watermarks beyond what a caller passes, of timers
+//! (callers pass `now_ms` to `enforce_retention`, `maybe_roll`, `maybe_flush`), or of locking:
+//! the broker wraps each partition in its own lock. It does not write the log dir's checkpoint
+//! files itself: the broker collects `log_start_offset()` / `recovery_point()` of every log.
+//!
+//! Durability: every roll fsyncs the segment it seals, so the recovery point (`recovery_point`,
+//! the offset below which everything is on disk) is at least the active segment's base; a
+//! `flush` (flush.messages / flush.ms, or the caller) moves it to the log end.
 //!
 //! Clean shutdown marker: `close()` writes `.kraftd_cleanshutdown` inside the partition dir (Kafka
-//! keeps one `.kafka_cleanshutdown` per log dir; per partition lets a log open on its own). When it
-//! is absent at open, the last segment is re-scanned batch by batch (length, magic, CRC, offset
-//! order) and a torn tail is cut off. Earlier segments are fsynced when they roll, so they
-//! cannot be torn; they are only rebuilt when an index is missing or fails its sanity check.
+//! keeps one `.kafka_cleanshutdown` per log dir; per partition lets a log open on its own). With
+//! it, open trusts the files. Without it, every segment holding offsets at or above the
+//! recovery point from `LogOpenOptions` (or, when none was checkpointed, the last segment) is
+//! re-read batch by batch (length, magic, CRC, offset order); the first bad batch and all after
+//! it, later segments included, are dropped and one warning per partition names the file, byte
+//! position, bytes and batches dropped. Segments below the recovery point are not re-read.
+//! Any segment whose index is missing or fails its sanity check is rebuilt.
+//!
+//! File descriptors: only the active segment keeps its files open; inactive segments read
+//! through a bounded process-wide handle cache (`handles.rs`).
 
 mod checkpoint;
+pub mod handles;
 mod index;
 pub mod meta_properties;
+mod retention;
 mod segment;
 
 use std::fs;
@@ -35,6 +50,7 @@ pub use checkpoint::{
     RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use checkpoint::{LeaderEpochCache, storage, sync_dir};
+pub use retention::RetentionResult;
 use segment::{BatchMeta, LogSegment, segment_file_name};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kraftd_cleanshutdown";
@@ -150,6 +166,45 @@ pub struct TimestampAndOffset {
     pub leader_epoch: Option<i32>,
 }
 
+/// What the log dir's checkpoint files say about one partition, passed to `open_with`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogOpenOptions {
+    /// From log-start-offset-checkpoint. The log starts at the larger of this and its first
+    /// segment's base; a value above the log end offset empties the log and restarts it there
+    /// (Kafka's LogLoader does the same).
+    pub log_start_offset: Option<i64>,
+    /// From recovery-point-offset-checkpoint: without a clean-shutdown marker every segment
+    /// holding offsets at or above it is scanned. `None` (no entry) scans the last segment
+    /// only, which is safe because every roll fsyncs the segment it seals.
+    pub recovery_point: Option<i64>,
+}
+
+impl LogOpenOptions {
+    /// Looks `topic`/`partition` up in the maps `LogDirCheckpoints::read` returned.
+    pub fn from_checkpoints(
+        recovery_points: &std::collections::BTreeMap<(String, i32), i64>,
+        log_start_offsets: &std::collections::BTreeMap<(String, i32), i64>,
+        topic: &str,
+        partition: i32,
+    ) -> LogOpenOptions {
+        let key = (topic.to_string(), partition);
+        LogOpenOptions {
+            log_start_offset: log_start_offsets.get(&key).copied(),
+            recovery_point: recovery_points.get(&key).copied(),
+        }
+    }
+}
+
+/// What recovery cut off, for the one warning line per partition.
+struct Truncation {
+    file: PathBuf,
+    position: u64,
+    bytes: u64,
+    batches: u64,
+    segments_deleted: usize,
+    reason: String,
+}
+
 /// `<log_dir>/<topic>-<partition>`.
 pub fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     log_dir.join(format!("{topic}-{partition}"))
@@ -166,6 +221,8 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     unflushed_messages: u64,
     last_flush_ms: Option<i64>,
+    /// segment.jitter.ms: each new segment draws a jitter below it (Kafka's rollJitterMs).
+    segment_jitter_ms: i64,
     /// Reused per append so the hot path does not allocate per batch.
     scratch: Vec<BatchMeta>,
 }
@@ -179,7 +236,21 @@ fn parse_segment_base(name: &str, suffix: &str) -> Option<i64> {
 }
 
 impl PartitionLog {
+    /// Opens (or creates) the log in `dir` with no checkpoint information.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        Self::open_with(dir, config, LogOpenOptions::default())
+    }
+
+    /// Opens the log with the log start offset and recovery point from the log dir's
+    /// checkpoint files. Without a clean-shutdown marker, every segment holding offsets at or
+    /// above the recovery point is re-read (CRC, offsets), a bad tail is cut and every later
+    /// segment deleted, with one warning line saying what was dropped. Segments below the
+    /// recovery point are trusted as they were fsynced before it was written.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        options: LogOpenOptions,
+    ) -> Result<PartitionLog, LogError> {
         fs::create_dir_all(dir).map_err(storage(dir))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
@@ -205,14 +276,19 @@ impl PartitionLog {
             }
         }
 
+        let scan_from = options
+            .recovery_point
+            .unwrap_or_else(|| bases.last().copied().unwrap_or(0));
         let mut segments: Vec<LogSegment> = Vec::with_capacity(bases.len().max(1));
         let mut recovered_epochs = Vec::new();
         let mut recovered = false;
+        let mut truncation: Option<Truncation> = None;
         let count = bases.len();
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == count;
+            let holds_unflushed = bases.get(i + 1).is_none_or(|&next| next > scan_from);
             let (mut seg, indexes_ok) = LogSegment::open(dir, base, &config)?;
-            let mut needs_recovery = !indexes_ok || (is_last && !clean);
+            let mut needs_recovery = !indexes_ok || (!clean && holds_unflushed);
             if !needs_recovery && is_last && seg.load_tail_state().is_err() {
                 needs_recovery = true;
             }
@@ -220,29 +296,75 @@ impl PartitionLog {
                 recovered = true;
                 let outcome = seg.recover(config.index_interval_bytes)?;
                 recovered_epochs.extend(outcome.epochs);
-                segments.push(seg);
-                if outcome.truncated_bytes > 0 && !is_last {
+                // Durable before the recovery point moves past it.
+                seg.flush()?;
+                if outcome.truncated_bytes > 0 {
+                    let mut t = Truncation {
+                        file: seg.log_path().to_path_buf(),
+                        position: outcome.truncated_at,
+                        bytes: outcome.truncated_bytes,
+                        batches: outcome.truncated_batches,
+                        segments_deleted: 0,
+                        reason: outcome.reason.unwrap_or_default(),
+                    };
                     // Nothing after a corrupt batch can be trusted.
                     for &later in &bases[i + 1..] {
                         let (later_seg, _) = LogSegment::open(dir, later, &config)?;
-                        tracing::warn!(file = %later_seg.log_path().display(),
-                            "deleting segment after a corrupt earlier segment");
+                        t.bytes += later_seg.size();
+                        t.batches += later_seg.count_batches_from(0, later_seg.size())?;
+                        t.segments_deleted += 1;
                         later_seg.delete_files()?;
                     }
+                    truncation = Some(t);
+                    segments.push(seg);
                     break;
                 }
-            } else {
-                segments.push(seg);
             }
+            if !is_last {
+                // Inactive segments hold no file descriptor (see handles.rs).
+                seg.make_inactive();
+            }
+            segments.push(seg);
         }
+        let checkpoint_start = options.log_start_offset.unwrap_or(0).max(0);
         if segments.is_empty() {
-            segments.push(LogSegment::create(dir, 0, &config, None)?);
+            segments.push(LogSegment::create(dir, checkpoint_start, &config, None)?);
+        }
+        let mut log_end_offset = segments.last().map_or(0, LogSegment::next_offset);
+        let mut reset_epochs = false;
+        if checkpoint_start > log_end_offset {
+            // Kafka's LogLoader: the log start offset was moved past everything still here
+            // (e.g. DeleteRecords, then a crash before the files went).
+            tracing::warn!(dir = %dir.display(), log_start_offset = checkpoint_start,
+                log_end_offset, "log end offset is below the checkpointed log start offset; \
+                deleting all segments and restarting the log there");
+            for seg in segments.drain(..) {
+                seg.delete_files()?;
+            }
+            segments.push(LogSegment::create(dir, checkpoint_start, &config, None)?);
+            log_end_offset = checkpoint_start;
+            reset_epochs = true;
         }
         if let Some(active) = segments.last_mut() {
             active.become_active()?;
         }
-        let log_start_offset = segments.first().map_or(0, |s| s.base_offset);
-        let log_end_offset = segments.last().map_or(0, LogSegment::next_offset);
+        let log_start_offset = segments
+            .first()
+            .map_or(0, |s| s.base_offset)
+            .max(checkpoint_start);
+        if let Some(t) = &truncation {
+            tracing::warn!(
+                dir = %dir.display(),
+                file = %t.file.display(),
+                position = t.position,
+                bytes_dropped = t.bytes,
+                batches_dropped = t.batches,
+                later_segments_deleted = t.segments_deleted,
+                reason = %t.reason,
+                log_end_offset,
+                "recovery truncated the log at a torn or corrupt batch"
+            );
+        }
 
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -254,12 +376,13 @@ impl PartitionLog {
             epochs: LeaderEpochCache::empty(dir),
             unflushed_messages: 0,
             last_flush_ms: None,
+            segment_jitter_ms: 0,
             scratch: Vec::new(),
         };
-        let mut write_epochs = recovered;
+        let mut write_epochs = recovered || reset_epochs;
         match LeaderEpochCache::load(dir)? {
-            Some(cache) => log.epochs = cache,
-            None => {
+            Some(cache) if !reset_epochs => log.epochs = cache,
+            _ => {
                 log.rebuild_epoch_cache()?;
                 write_epochs = true;
             }
@@ -268,6 +391,7 @@ impl PartitionLog {
             log.epochs.assign(epoch, offset);
         }
         write_epochs |= log.epochs.truncate_from_end(log_end_offset);
+        write_epochs |= log.epochs.truncate_from_start(log_start_offset);
         if write_epochs {
             log.epochs.write(true)?;
         }
@@ -534,13 +658,21 @@ impl PartitionLog {
             }
         } else {
             active.seal()?;
+            active.make_inactive();
         }
-        let segment = LogSegment::create(&self.dir, new_base, &self.config, Some(now_ms))?;
+        let mut segment = LogSegment::create(&self.dir, new_base, &self.config, Some(now_ms))?;
+        segment.set_roll_jitter_ms(self.draw_roll_jitter(new_base));
         self.segments.push(segment);
         if self.segments.len() == 1 {
             self.log_start_offset = new_base;
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        // Everything below the new segment was fsynced by the seal above or an earlier roll.
+        if new_base > self.recovery_point {
+            self.recovery_point = new_base;
+            self.unflushed_messages = 0;
+        }
+        Ok(())
     }
 
     fn segment_index_for(&self, offset: i64) -> usize {
@@ -785,6 +917,7 @@ impl PartitionLog {
 
     /// fsyncs the active segment, its indexes and a pending leader epoch checkpoint.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        // Earlier segments were fsynced when they rolled; only the active one can be dirty.
         self.active()?.flush()?;
         self.epochs.sync_if_needed()?;
         self.recovery_point = self.log_end_offset;

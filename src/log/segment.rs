@@ -2,15 +2,23 @@
 //! `.timeindex`. Owns positions inside the file, index maintenance on append (Kafka's rule: an
 //! entry for a batch once more than index_interval_bytes were appended since the last one),
 //! recovery (CRC scan, torn-tail truncation, index rebuild) and truncation.
+//!
+//! File handles: the active segment owns a read-write handle to its `.log` and its indexes.
+//! `make_inactive` (on roll, and at open for every segment but the last) fsyncs and closes
+//! them; an inactive segment then reads through the process-wide handle cache in `handles.rs`
+//! and opens a write handle again only to be truncated, recovered or made active.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::protocol::record_batch::{BATCH_HEADER_LEN, BatchHeader, compute_crc};
 
 use super::checkpoint::storage;
+use super::handles;
 use super::index::{OffsetIndex, TimeIndex};
 use super::{LogConfig, LogError};
 
@@ -35,14 +43,38 @@ pub(crate) struct BatchMeta {
 
 pub(crate) struct RecoveryOutcome {
     pub(crate) truncated_bytes: u64,
+    /// Byte position the segment was cut at (its new size).
+    pub(crate) truncated_at: u64,
+    /// Batches walkable by their length fields in the dropped tail (the bad one included).
+    pub(crate) truncated_batches: u64,
+    pub(crate) reason: Option<String>,
     /// (epoch, base offset) of each batch whose epoch differs from the previous batch's.
     pub(crate) epochs: Vec<(i32, i64)>,
 }
 
+/// A `.log` handle for reading: the segment's own, or one shared through the handle cache.
+pub(crate) enum ReadHandle<'a> {
+    Own(&'a File),
+    Cached(Arc<File>),
+}
+
+impl Deref for ReadHandle<'_> {
+    type Target = File;
+    fn deref(&self) -> &File {
+        match self {
+            ReadHandle::Own(f) => f,
+            ReadHandle::Cached(f) => f,
+        }
+    }
+}
+
 pub(crate) struct LogSegment {
     pub(crate) base_offset: i64,
+    /// Key in the process-wide handle cache.
+    id: u64,
     log_path: PathBuf,
-    file: File,
+    /// Read-write handle while active (or being recovered); `None` once inactive.
+    file: Option<File>,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -53,6 +85,8 @@ pub(crate) struct LogSegment {
     rolling_based_timestamp: Option<i64>,
     /// Fallback for segment.ms when batches carry no timestamps: the first `now_ms` seen.
     created_ms: Option<i64>,
+    /// Kafka's rollJitterMs: subtracted from segment.ms so that segments do not all roll at once.
+    roll_jitter_ms: i64,
     next_offset: i64,
 }
 
@@ -95,8 +129,9 @@ impl LogSegment {
             .map_err(storage(&time_path))?;
         Ok(LogSegment {
             base_offset,
+            id: handles::next_segment_id(),
             log_path,
-            file,
+            file: Some(file),
             size: 0,
             offset_index,
             time_index,
@@ -105,6 +140,7 @@ impl LogSegment {
             bytes_since_last_index_entry: 0,
             rolling_based_timestamp: None,
             created_ms: now_ms,
+            roll_jitter_ms: 0,
             next_offset: base_offset,
         })
     }
@@ -144,8 +180,9 @@ impl LogSegment {
         Ok((
             LogSegment {
                 base_offset,
+                id: handles::next_segment_id(),
                 log_path,
-                file,
+                file: Some(file),
                 size,
                 offset_index,
                 time_index,
@@ -154,6 +191,7 @@ impl LogSegment {
                 bytes_since_last_index_entry: 0,
                 rolling_based_timestamp: None,
                 created_ms: None,
+                roll_jitter_ms: 0,
                 next_offset: base_offset,
             },
             indexes_ok,
@@ -176,6 +214,85 @@ impl LogSegment {
         &self.log_path
     }
 
+    /// Kafka's `LogSegment.largestTimestamp`, what time retention compares: the largest record
+    /// timestamp, or the file's modification time when no batch carries one.
+    pub(crate) fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp_so_far >= 0 {
+            return self.max_timestamp_so_far;
+        }
+        fs::metadata(&self.log_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(-1, |d| d.as_millis() as i64)
+    }
+
+    pub(crate) fn set_roll_jitter_ms(&mut self, jitter_ms: i64) {
+        self.roll_jitter_ms = jitter_ms.max(0);
+    }
+
+    /// A handle to read the `.log` through: no lock and no syscall for the active segment.
+    pub(crate) fn handle(&self) -> Result<ReadHandle<'_>, LogError> {
+        match &self.file {
+            Some(f) => Ok(ReadHandle::Own(f)),
+            None => handles::get(self.id, &self.log_path)
+                .map(ReadHandle::Cached)
+                .map_err(storage(&self.log_path)),
+        }
+    }
+
+    /// The read-write handle, reopened when an inactive segment must change.
+    fn writable(&mut self) -> Result<&File, LogError> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.log_path)
+                .map_err(storage(&self.log_path))?;
+            handles::forget(self.id);
+            self.file = Some(file);
+        }
+        self.file.as_ref().ok_or_else(|| LogError::Storage {
+            path: self.log_path.clone(),
+            source: io::Error::other("segment handle vanished"),
+        })
+    }
+
+    /// Closes the segment's own handles so that an inactive segment holds no file descriptor;
+    /// reads then go through the handle cache. Callers have flushed whatever they wrote (seal
+    /// on roll, flush after recovery); a segment opened and left untouched needs no fsync,
+    /// which keeps opening thousands of segments at startup cheap.
+    pub(crate) fn make_inactive(&mut self) {
+        self.file = None;
+        self.offset_index.release();
+        self.time_index.release();
+    }
+
+    /// Batches in [`start`, size) counted by their length fields only (the bytes there failed
+    /// recovery, so nothing else in them can be trusted); for the recovery warning.
+    pub(crate) fn count_batches_from(&self, start: u64, file_len: u64) -> Result<u64, LogError> {
+        let handle = self.handle()?;
+        let mut count = 0;
+        let mut pos = start;
+        let mut len_field = [0u8; 12];
+        while pos < file_len {
+            count += 1;
+            if pos + 12 > file_len {
+                break;
+            }
+            handle
+                .read_exact_at(&mut len_field, pos)
+                .map_err(storage(&self.log_path))?;
+            let len =
+                i32::from_be_bytes([len_field[8], len_field[9], len_field[10], len_field[11]]);
+            if len <= 0 {
+                break;
+            }
+            pos += 12 + len as u64;
+        }
+        Ok(count)
+    }
+
     /// Walks batch headers from `start` to the end of the segment. The callback returns false
     /// to stop. A header that does not parse or a batch running past the end is an error.
     pub(crate) fn scan_headers(
@@ -183,6 +300,7 @@ impl LogSegment {
         start: u64,
         mut f: impl FnMut(u64, &BatchHeader<'_>) -> bool,
     ) -> Result<(), LogError> {
+        let handle = self.handle()?;
         let mut chunk = vec![0u8; SCAN_CHUNK];
         let mut chunk_start = 0u64;
         let mut chunk_len = 0usize;
@@ -192,7 +310,7 @@ impl LogSegment {
                 && pos + BATCH_HEADER_LEN as u64 <= chunk_start + chunk_len as u64;
             if !in_chunk {
                 let want = (self.size - pos).min(SCAN_CHUNK as u64) as usize;
-                self.file
+                handle
                     .read_exact_at(&mut chunk[..want], pos)
                     .map_err(storage(&self.log_path))?;
                 chunk_start = pos;
@@ -253,7 +371,11 @@ impl LogSegment {
         &mut self,
         index_interval_bytes: u32,
     ) -> Result<RecoveryOutcome, LogError> {
-        let file_len = self.file.metadata().map_err(storage(&self.log_path))?.len();
+        let file_len = self
+            .writable()?
+            .metadata()
+            .map_err(storage(&self.log_path))?
+            .len();
         self.offset_index.clear();
         self.time_index.clear();
         self.max_timestamp_so_far = -1;
@@ -272,7 +394,7 @@ impl LogSegment {
             if pos + BATCH_HEADER_LEN as u64 > file_len {
                 break Some("partial batch header".to_string());
             }
-            self.file
+            self.handle()?
                 .read_exact_at(&mut header_buf, pos)
                 .map_err(storage(&self.log_path))?;
             let header = match BatchHeader::parse(&header_buf) {
@@ -286,7 +408,7 @@ impl LogSegment {
                 ));
             }
             batch_buf.resize(size as usize, 0);
-            self.file
+            self.handle()?
                 .read_exact_at(&mut batch_buf, pos)
                 .map_err(storage(&self.log_path))?;
             if compute_crc(&batch_buf) != header.crc() {
@@ -330,15 +452,13 @@ impl LogSegment {
             pos += size;
         };
         let truncated_bytes = file_len - pos;
+        let mut truncated_batches = 0;
         if truncated_bytes > 0 {
-            tracing::warn!(
-                file = %self.log_path.display(),
-                from_byte = pos,
-                bytes_dropped = truncated_bytes,
-                reason = reason.as_deref().unwrap_or(""),
-                "truncating invalid tail of log segment during recovery"
-            );
-            self.file.set_len(pos).map_err(storage(&self.log_path))?;
+            // The log reports the truncation in one line per partition.
+            truncated_batches = self.count_batches_from(pos, file_len)?;
+            self.writable()?
+                .set_len(pos)
+                .map_err(storage(&self.log_path))?;
         }
         self.size = pos;
         self.next_offset = next_offset;
@@ -353,6 +473,9 @@ impl LogSegment {
         self.rewrite_indexes()?;
         Ok(RecoveryOutcome {
             truncated_bytes,
+            truncated_at: pos,
+            truncated_batches,
+            reason,
             epochs,
         })
     }
@@ -368,7 +491,7 @@ impl LogSegment {
             .map_err(storage(self.time_index.path()))
     }
 
-    /// Kafka's roll conditions (`LogSegment.shouldRoll`), without jitter.
+    /// Kafka's roll conditions (`LogSegment.shouldRoll`), segment.ms less this segment's jitter.
     pub(crate) fn should_roll(
         &self,
         config: &LogConfig,
@@ -382,7 +505,7 @@ impl LogSegment {
             _ => now_ms.saturating_sub(self.created_ms.unwrap_or(now_ms)),
         };
         self.size > config.segment_bytes.saturating_sub(messages_size)
-            || (self.size > 0 && waited > config.segment_ms)
+            || (self.size > 0 && waited > config.segment_ms.saturating_sub(self.roll_jitter_ms))
             || self.offset_index.is_full()
             || self.time_index.is_full()
             || max_offset_in_messages - self.base_offset > i64::from(i32::MAX)
@@ -397,9 +520,10 @@ impl LogSegment {
         now_ms: i64,
     ) -> Result<(), LogError> {
         let start = self.size;
-        if let Err(e) = self.file.write_all_at(buf, start) {
+        let file = self.writable()?;
+        if let Err(e) = file.write_all_at(buf, start) {
             // Leave no partial write behind for readers; the error still surfaces.
-            let _ = self.file.set_len(start);
+            let _ = file.set_len(start);
             return Err(storage(&self.log_path)(e));
         }
         if self.created_ms.is_none() {
@@ -473,7 +597,7 @@ impl LogSegment {
 
     pub(crate) fn read_at(&self, position: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let mut buf = vec![0u8; len];
-        self.file
+        self.handle()?
             .read_exact_at(&mut buf, position)
             .map_err(storage(&self.log_path))?;
         Ok(buf)
@@ -485,7 +609,7 @@ impl LogSegment {
             return Ok(0);
         };
         let removed = self.size - position;
-        self.file
+        self.writable()?
             .set_len(position)
             .map_err(storage(&self.log_path))?;
         self.size = position;
@@ -512,6 +636,7 @@ impl LogSegment {
 
     /// Back to active after load or truncation: preallocate indexes as Kafka does.
     pub(crate) fn become_active(&mut self) -> Result<(), LogError> {
+        self.writable()?;
         self.offset_index
             .preallocate()
             .map_err(storage(self.offset_index.path()))?;
@@ -539,7 +664,9 @@ impl LogSegment {
     }
 
     pub(crate) fn flush(&self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(storage(&self.log_path))?;
+        if let Some(f) = &self.file {
+            f.sync_data().map_err(storage(&self.log_path))?;
+        }
         self.offset_index
             .sync()
             .map_err(storage(self.offset_index.path()))?;
@@ -548,7 +675,11 @@ impl LogSegment {
             .map_err(storage(self.time_index.path()))
     }
 
+    /// Unlinks the segment's files. Called under the partition's lock, so no read of this log
+    /// is in progress; a cached handle is closed here (a reader elsewhere holding its `Arc`
+    /// would still read the unlinked file safely).
     pub(crate) fn delete_files(self) -> Result<(), LogError> {
+        handles::forget(self.id);
         for path in [
             self.log_path.clone(),
             self.offset_index.path().to_path_buf(),
@@ -561,5 +692,13 @@ impl LogSegment {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for LogSegment {
+    /// A segment dropped without deletion (log closed, partition moved) must not leave its
+    /// handle in the process-wide cache.
+    fn drop(&mut self) {
+        handles::forget(self.id);
     }
 }
