@@ -115,6 +115,11 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         controller_handle.clone(),
     ));
     background.push(tokio::spawn(groups.clone().run(shutdown_rx.clone())));
+    background.push(tokio::spawn(
+        broker
+            .clone()
+            .run_maintenance(metadata.clone(), shutdown_rx.clone()),
+    ));
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
         cluster_id,

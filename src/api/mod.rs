@@ -25,6 +25,7 @@ mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -79,6 +80,7 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
@@ -231,6 +233,7 @@ impl Dispatcher {
             ApiKey::ListOffsets => call!(list_offsets),
             ApiKey::CreateTopics => call!(create_topics),
             ApiKey::DeleteTopics => call!(delete_topics),
+            ApiKey::DeleteRecords => call!(delete_records),
             ApiKey::CreatePartitions => call!(create_partitions),
             ApiKey::InitProducerId => call!(init_producer_id),
             ApiKey::DescribeCluster => call!(describe_cluster),

@@ -221,6 +221,53 @@ impl Partition {
         self.lock().map(|s| s.log.size_in_bytes()).unwrap_or(0)
     }
 
+    /// DeleteRecords: -1 means the high watermark; an offset above it is out of range, as in
+    /// Kafka. Returns the new log start offset (the response's low watermark).
+    pub fn delete_records(&self, offset: i64) -> Result<i64, BrokerError> {
+        if !self.is_leader() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        let hw = self.high_watermark();
+        let offset = if offset == -1 { hw } else { offset };
+        if offset < 0 || offset > hw {
+            return Err(BrokerError::OffsetOutOfRange);
+        }
+        let mut state = self.lock()?;
+        let start = state.log.delete_records_before(offset)?;
+        self.log_start_offset.store(start, Ordering::Release);
+        Ok(start)
+    }
+
+    /// The periodic work on this log: roll by age (segment.ms), delete by retention, flush by
+    /// time (flush.ms). `retention` is (retention.ms, retention.bytes), or None for a
+    /// compact-only topic. Returns the segments deleted.
+    pub fn maintain(
+        &self,
+        now_ms: i64,
+        retention: Option<(i64, i64)>,
+    ) -> Result<usize, BrokerError> {
+        let hw = self.high_watermark();
+        let mut state = self.lock()?;
+        state.log.maybe_roll(now_ms)?;
+        let (ms, bytes) = retention.unwrap_or((-1, -1));
+        let result = state.log.enforce_retention(now_ms, ms, bytes, hw)?;
+        state.log.maybe_flush(now_ms)?;
+        self.log_start_offset
+            .store(state.log.log_start_offset(), Ordering::Release);
+        Ok(result.deleted_segments)
+    }
+
+    /// (log dir, recovery point, log start offset) for the log dir's checkpoint files.
+    pub fn checkpoint_offsets(&self) -> Option<(std::path::PathBuf, i64, i64)> {
+        let state = self.lock().ok()?;
+        let log_dir = state.log.dir().parent()?.to_path_buf();
+        Some((
+            log_dir,
+            state.log.recovery_point(),
+            state.log.log_start_offset(),
+        ))
+    }
+
     /// Topic configs changed: the log follows them from its next append.
     pub fn update_log_config(&self, config: crate::log::LogConfig) {
         if let Ok(mut state) = self.lock()

@@ -1,9 +1,10 @@
 //! The partitions this node hosts, kept in step with the metadata image: a partition is opened
 //! when the image makes this node one of its replicas and deleted when its topic is removed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
@@ -12,7 +13,7 @@ use super::fetch_session::FetchSessionCache;
 use super::{BrokerError, Partition};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
-use crate::log::{LogConfig, PartitionLog};
+use crate::log::{LogConfig, LogDirCheckpoints, LogOpenOptions, PartitionLog};
 use crate::metadata::{MetadataImage, MetadataPublisher, PartitionRegistration, TopicImage};
 use crate::protocol::record_batch::TimestampType;
 
@@ -25,7 +26,11 @@ pub struct ReplicaManager {
     /// Woken on every append, so long-polling fetches can re-read.
     data_arrived: Notify,
     pub fetch_sessions: FetchSessionCache,
+    /// Per log dir: (recovery points, log start offsets) read from its checkpoint files at start.
+    startup_checkpoints: Mutex<HashMap<PathBuf, StartupCheckpoints>>,
 }
+
+type StartupCheckpoints = (BTreeMap<(String, i32), i64>, BTreeMap<(String, i32), i64>);
 
 /// `partition.metadata`, Kafka's file binding a partition dir to its topic id.
 fn write_partition_metadata(dir: &Path, topic_id: &uuid::Uuid) -> std::io::Result<()> {
@@ -51,6 +56,7 @@ impl ReplicaManager {
             node_id: config.node_id,
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
+            startup_checkpoints: Mutex::new(HashMap::new()),
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots.max(0) as usize,
             ),
@@ -231,7 +237,8 @@ impl ReplicaManager {
             // Left over from an earlier topic of the same name.
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let log = match PartitionLog::open(&dir, self.log_config(name, image)) {
+        let options = self.startup_checkpoints(&dir, name, index);
+        let log = match PartitionLog::open_with(&dir, self.log_config(name, image), options) {
             Ok(log) => log,
             Err(e) => {
                 error!(dir = %dir.display(), error = %e, "cannot open partition log");
@@ -285,6 +292,134 @@ impl ReplicaManager {
         }
     }
 
+    /// What the log dir's checkpoint files said at start about this partition. Read once per
+    /// log dir: later the files are written by this process.
+    fn startup_checkpoints(&self, partition_dir: &Path, topic: &str, index: i32) -> LogOpenOptions {
+        let Some(log_dir) = partition_dir.parent() else {
+            return LogOpenOptions::default();
+        };
+        let Ok(mut cache) = self.startup_checkpoints.lock() else {
+            return LogOpenOptions::default();
+        };
+        let maps = cache.entry(log_dir.to_path_buf()).or_insert_with(|| {
+            let read = |path: PathBuf| match LogDirCheckpoints::read(&path) {
+                Ok(map) => map,
+                Err(e) => {
+                    warn!(file = %path.display(), error = %e, "ignoring unreadable checkpoint file");
+                    Default::default()
+                }
+            };
+            (
+                read(LogDirCheckpoints::recovery_point_path(log_dir)),
+                read(LogDirCheckpoints::log_start_offset_path(log_dir)),
+            )
+        });
+        LogOpenOptions::from_checkpoints(&maps.0, &maps.1, topic, index)
+    }
+
+    /// Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
+    /// replication-offset-checkpoint in every log dir, as Kafka does periodically and on a clean
+    /// shutdown.
+    pub fn write_checkpoints(&self, partitions: &[Arc<Partition>]) {
+        type Maps = (
+            BTreeMap<(String, i32), i64>,
+            BTreeMap<(String, i32), i64>,
+            BTreeMap<(String, i32), i64>,
+        );
+        let mut by_dir: HashMap<PathBuf, Maps> = HashMap::new();
+        for dir in &self.config.log_dirs {
+            by_dir.entry(dir.clone()).or_default();
+        }
+        for p in partitions {
+            let Some((dir, recovery, start)) = p.checkpoint_offsets() else {
+                continue;
+            };
+            let key = (p.topic.clone(), p.index);
+            let maps = by_dir.entry(dir).or_default();
+            maps.0.insert(key.clone(), recovery);
+            maps.1.insert(key.clone(), start);
+            maps.2.insert(key, p.high_watermark());
+        }
+        for (dir, (recovery, start, hw)) in by_dir {
+            for (path, map) in [
+                (LogDirCheckpoints::recovery_point_path(&dir), recovery),
+                (LogDirCheckpoints::log_start_offset_path(&dir), start),
+                (LogDirCheckpoints::replication_offset_path(&dir), hw),
+            ] {
+                if let Err(e) = LogDirCheckpoints::write(&path, &map) {
+                    warn!(file = %path.display(), error = %e, "cannot write checkpoint file");
+                }
+            }
+        }
+    }
+
+    /// Log housekeeping until shutdown: retention and age-based rolls every
+    /// log.retention.check.interval.ms, time-based flushes every second, checkpoint files every
+    /// log.flush.offset.checkpoint.interval.ms.
+    pub async fn run_maintenance(
+        self: Arc<Self>,
+        metadata: crate::metadata::MetadataReader,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let retention_every =
+            Duration::from_millis(self.config.log_retention_check_interval_ms.max(100) as u64);
+        let checkpoint_every = Duration::from_millis(
+            self.config.log_flush_offset_checkpoint_interval_ms.max(100) as u64,
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            retention_every.as_millis().min(1000) as u64,
+        ));
+        let mut last_retention = std::time::Instant::now();
+        let mut last_checkpoint = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = std::time::Instant::now();
+            let retention_due = now.duration_since(last_retention) >= retention_every;
+            let checkpoint_due = now.duration_since(last_checkpoint) >= checkpoint_every;
+            if retention_due {
+                last_retention = now;
+            }
+            if checkpoint_due {
+                last_checkpoint = now;
+            }
+            let this = self.clone();
+            let image = metadata.current();
+            let _ = tokio::task::spawn_blocking(move || {
+                let partitions = this.all_partitions();
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let mut deleted = 0;
+                for p in &partitions {
+                    let overrides = image.topic_configs(&p.topic);
+                    let cfg = crate::config::topic::TopicConfig::resolve(&overrides, &this.config);
+                    let retention = if !retention_due {
+                        // Between retention checks only flushes (and rolls) are due.
+                        Some((-1, -1))
+                    } else if cfg.cleanup_policy.delete {
+                        Some((cfg.retention_ms, cfg.retention_bytes))
+                    } else {
+                        None
+                    };
+                    match p.maintain(now_ms, retention) {
+                        Ok(n) => deleted += n,
+                        Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "log maintenance failed"),
+                    }
+                }
+                if deleted > 0 {
+                    info!(segments = deleted, "retention deleted old segments");
+                }
+                if checkpoint_due {
+                    this.write_checkpoints(&partitions);
+                }
+            })
+            .await;
+        }
+    }
+
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
@@ -298,6 +433,11 @@ impl ReplicaManager {
             Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
             Err(_) => return,
         };
+        // Flush first so the checkpoints name durable offsets, then close.
+        for p in &parts {
+            let _ = p.flush();
+        }
+        self.write_checkpoints(&parts);
         // Each close fsyncs its files; closing on a few threads keeps a node with many partitions
         // from spending seconds in sequential fsyncs.
         let next = std::sync::Mutex::new(parts.into_iter());
