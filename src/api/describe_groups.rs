@@ -6,18 +6,33 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Dispatcher, RequestContext};
 
+/// What v3+ answers when the request did not ask for authorized operations.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// The operations a group supports (Kafka's `AclEntry.supportedOperations(GROUP)`): READ (3),
+/// DELETE (6) and DESCRIBE (8), as a bit field. kraftd has no authorizer, so a client may do
+/// all of them; Kafka without an authorizer answers the same.
+const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
 pub async fn handle(
     d: &Dispatcher,
     _ctx: &RequestContext<'_>,
     version: i16,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    // Clients that ask (kafka-python always does on v3+) decode the field as a bit set; MIN_VALUE
+    // would read as operation 31, which does not exist.
+    let authorized_operations = if version >= 3 && req.include_authorized_operations {
+        GROUP_AUTHORIZED_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     let mut groups = Vec::with_capacity(req.groups.len());
     for id in req.groups {
         let out = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_error_message(None)
-            .with_authorized_operations(i32::MIN);
+            .with_authorized_operations(authorized_operations);
         groups.push(match d.groups.describe_group(id.as_str()).await {
             Err(e) => out.with_error_code(e.code()),
             Ok(g) => out
