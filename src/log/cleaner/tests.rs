@@ -904,11 +904,13 @@ fn cleaner_throughput() {
     }
     // Roll so that everything is cleanable.
     let mut last = batch(&[kv("last", Some("x"))], KCompression::None, None);
+    let config = log.config().clone();
     log.set_config(LogConfig {
-        segment_bytes: 1,
-        ..log.config().clone()
+        segment_bytes: 128,
+        ..config.clone()
     });
     log.append_as_leader(&mut last, 0, NOW).unwrap();
+    log.set_config(config);
     log.flush().unwrap();
     let size = log.size_in_bytes();
     let mut map = OffsetMap::new(DEFAULT_DEDUPE_BUFFER_SIZE, DEFAULT_DEDUPE_LOAD_FACTOR);
