@@ -27,6 +27,7 @@
 //! through a bounded process-wide handle cache (`handles.rs`).
 
 mod checkpoint;
+mod cleaner;
 pub mod handles;
 mod index;
 pub mod meta_properties;
@@ -50,6 +51,11 @@ pub use checkpoint::{
     RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use checkpoint::{LeaderEpochCache, storage, sync_dir};
+pub use cleaner::{
+    CLEANER_OFFSET_CHECKPOINT, CleanOutcome, CleanPlan, CleanedSegments, CleanerStats,
+    CompactionConfig, DEFAULT_DEDUPE_BUFFER_SIZE, DEFAULT_DEDUPE_LOAD_FACTOR, OffsetMap, Throttler,
+    cleaner_offset_checkpoint_path,
+};
 pub use retention::RetentionResult;
 use segment::{BatchMeta, LogSegment, segment_file_name};
 
@@ -252,6 +258,7 @@ impl PartitionLog {
         options: LogOpenOptions,
     ) -> Result<PartitionLog, LogError> {
         fs::create_dir_all(dir).map_err(storage(dir))?;
+        cleaner::complete_interrupted_swaps(dir)?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
 
