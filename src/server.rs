@@ -120,6 +120,11 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             .clone()
             .run_maintenance(metadata.clone(), shutdown_rx.clone()),
     ));
+    background.push(tokio::spawn(
+        broker
+            .clone()
+            .run_cleaner(metadata.clone(), shutdown_rx.clone()),
+    ));
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
         cluster_id,

@@ -230,3 +230,117 @@ async fn size_retention_keeps_the_newest_segments() {
     let (low, high) = watermarks(&node, "bounded");
     assert!(low > 0 && high == 6000, "{low}..{high}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
+    use std::collections::HashMap;
+    let node = Node::start(&[("log.cleaner.backoff.ms", "200")]);
+    create_topic(
+        &node,
+        "compacted",
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1048576"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )
+    .await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    // 4000 updates of 100 keys (1 KiB values, ~4 segments), then tombstones for keys 0..9.
+    let mut produced: HashMap<i64, (String, Option<String>)> = HashMap::new();
+    let mut futures = Vec::new();
+    for i in 0..4100usize {
+        let key = format!("key-{:03}", if i < 4000 { i % 100 } else { i - 4000 });
+        let value = (!(4000..4010).contains(&i)).then(|| {
+            let mut v = format!("{i:08}");
+            v.push_str(&".".repeat(1016));
+            v
+        });
+        let record = match &value {
+            Some(v) => FutureRecord::to("compacted").key(&key).payload(v),
+            None => FutureRecord::to("compacted").key(&key),
+        };
+        futures.push((producer.send_result(record).expect("queue"), key, value));
+    }
+    for (f, key, value) in futures {
+        let offset = f.await.expect("future").expect("delivered").offset;
+        produced.insert(offset, (key, value));
+    }
+    let latest: HashMap<String, i64> = {
+        let mut m = HashMap::new();
+        let mut offsets: Vec<_> = produced.keys().copied().collect();
+        offsets.sort();
+        for o in offsets {
+            m.insert(produced[&o].0.clone(), o);
+        }
+        m
+    };
+    let dir = node.data_dir().join("compacted-0");
+    let size = || -> u64 {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let before = size();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node.log().contains("compacted") {
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner never ran:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = size();
+    assert!(
+        after < before / 2,
+        "compaction shrank the log: {before} -> {after}"
+    );
+
+    // Read everything back: each record sits at its original offset, and the last record per
+    // key is the latest one produced.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", "compaction-reader")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("compacted", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut last_seen: HashMap<String, i64> = HashMap::new();
+    let mut count = 0usize;
+    let mut previous = -1i64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "read did not finish");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let offset = m.offset();
+                assert!(offset > previous, "offsets increase");
+                previous = offset;
+                let (key, value) = &produced[&offset];
+                assert_eq!(m.key(), Some(key.as_bytes()), "key at offset {offset}");
+                assert_eq!(
+                    m.payload().map(|p| p.to_vec()),
+                    value.as_ref().map(|v| v.as_bytes().to_vec())
+                );
+                last_seen.insert(key.clone(), offset);
+                count += 1;
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => panic!("{e}"),
+            None => {}
+        }
+    }
+    assert!(count < 4100, "records were compacted away ({count} left)");
+    assert_eq!(last_seen, latest, "the latest record of every key is kept");
+}

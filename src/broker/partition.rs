@@ -257,6 +257,29 @@ impl Partition {
         Ok(result.deleted_segments)
     }
 
+    /// The cleaner's first step, under this partition's lock: what to compact, if anything.
+    pub fn prepare_clean(
+        &self,
+        config: &crate::log::CompactionConfig,
+        last_clean_offset: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<crate::log::CleanPlan>, BrokerError> {
+        let hw = self.high_watermark();
+        let state = self.lock()?;
+        Ok(state
+            .log
+            .prepare_clean(config, last_clean_offset, hw, now_ms)?)
+    }
+
+    /// The cleaner's last step, under this partition's lock: swap the cleaned segments in.
+    pub fn commit_clean(
+        &self,
+        cleaned: crate::log::CleanedSegments,
+    ) -> Result<crate::log::CleanOutcome, BrokerError> {
+        let mut state = self.lock()?;
+        Ok(state.log.commit_clean(cleaned)?)
+    }
+
     /// (log dir, recovery point, log start offset) for the log dir's checkpoint files.
     pub fn checkpoint_offsets(&self) -> Option<(std::path::PathBuf, i64, i64)> {
         let state = self.lock().ok()?;

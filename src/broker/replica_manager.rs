@@ -13,7 +13,10 @@ use super::fetch_session::FetchSessionCache;
 use super::{BrokerError, Partition};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
-use crate::log::{LogConfig, LogDirCheckpoints, LogOpenOptions, PartitionLog};
+use crate::log::{
+    CompactionConfig, DEFAULT_DEDUPE_LOAD_FACTOR, LogConfig, LogDirCheckpoints, LogOpenOptions,
+    OffsetMap, PartitionLog, Throttler, cleaner_offset_checkpoint_path,
+};
 use crate::metadata::{MetadataImage, MetadataPublisher, PartitionRegistration, TopicImage};
 use crate::protocol::record_batch::TimestampType;
 
@@ -28,6 +31,8 @@ pub struct ReplicaManager {
     pub fetch_sessions: FetchSessionCache,
     /// Per log dir: (recovery points, log start offsets) read from its checkpoint files at start.
     startup_checkpoints: Mutex<HashMap<PathBuf, StartupCheckpoints>>,
+    /// cleaner-offset-checkpoint: where each compacted partition's dirty part begins.
+    cleaner_offsets: Mutex<Option<BTreeMap<(String, i32), i64>>>,
 }
 
 type StartupCheckpoints = (BTreeMap<(String, i32), i64>, BTreeMap<(String, i32), i64>);
@@ -57,6 +62,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
             startup_checkpoints: Mutex::new(HashMap::new()),
+            cleaner_offsets: Mutex::new(None),
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots.max(0) as usize,
             ),
@@ -340,8 +346,15 @@ impl ReplicaManager {
             maps.1.insert(key.clone(), start);
             maps.2.insert(key, p.high_watermark());
         }
+        let cleaner = self.cleaner_offsets().unwrap_or_default();
         for (dir, (recovery, start, hw)) in by_dir {
+            let cleaned: BTreeMap<(String, i32), i64> = cleaner
+                .iter()
+                .filter(|(k, _)| recovery.contains_key(*k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
             for (path, map) in [
+                (cleaner_offset_checkpoint_path(&dir), cleaned),
                 (LogDirCheckpoints::recovery_point_path(&dir), recovery),
                 (LogDirCheckpoints::log_start_offset_path(&dir), start),
                 (LogDirCheckpoints::replication_offset_path(&dir), hw),
@@ -417,6 +430,118 @@ impl ReplicaManager {
                 }
             })
             .await;
+        }
+    }
+
+    /// Every log dir's cleaner-offset-checkpoint, read on first use.
+    fn cleaner_offsets(&self) -> Option<BTreeMap<(String, i32), i64>> {
+        let mut guard = self.cleaner_offsets.lock().ok()?;
+        if guard.is_none() {
+            let mut all = BTreeMap::new();
+            for dir in &self.config.log_dirs {
+                if let Ok(map) = LogDirCheckpoints::read(&cleaner_offset_checkpoint_path(dir)) {
+                    all.extend(map);
+                }
+            }
+            *guard = Some(all);
+        }
+        guard.clone()
+    }
+
+    fn set_cleaner_offset(&self, topic: &str, partition: i32, offset: i64) {
+        let _ = self.cleaner_offsets();
+        if let Ok(mut guard) = self.cleaner_offsets.lock()
+            && let Some(map) = guard.as_mut()
+        {
+            map.insert((topic.to_string(), partition), offset);
+        }
+    }
+
+    /// Compacts topics with cleanup.policy containing compact, one partition at a time, every
+    /// log.cleaner.backoff.ms. Only the plan and the swap hold a partition's lock; the rewrite
+    /// runs without it, so produce and fetch never wait on the cleaner's I/O.
+    pub async fn run_cleaner(
+        self: Arc<Self>,
+        metadata: crate::metadata::MetadataReader,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if !self.config.log_cleaner_enable {
+            return;
+        }
+        let backoff = Duration::from_millis(self.config.log_cleaner_backoff_ms.max(10) as u64);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            let this = self.clone();
+            let image = metadata.current();
+            let _ = tokio::task::spawn_blocking(move || this.clean_once(&image)).await;
+        }
+    }
+
+    fn clean_once(&self, image: &MetadataImage) {
+        let last_clean = self.cleaner_offsets().unwrap_or_default();
+        for p in self.all_partitions() {
+            let overrides = image.topic_configs(&p.topic);
+            let cfg = crate::config::topic::TopicConfig::resolve(&overrides, &self.config);
+            if !cfg.cleanup_policy.compact {
+                continue;
+            }
+            let compaction = CompactionConfig {
+                delete_retention_ms: cfg.delete_retention_ms,
+                min_compaction_lag_ms: cfg.min_compaction_lag_ms,
+                max_compaction_lag_ms: cfg.max_compaction_lag_ms,
+                min_cleanable_dirty_ratio: cfg.min_cleanable_dirty_ratio,
+            };
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let last = last_clean.get(&(p.topic.clone(), p.index)).copied();
+            let plan = match p.prepare_clean(&compaction, last, now_ms) {
+                Ok(Some(plan)) => plan,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "cannot plan a clean");
+                    continue;
+                }
+            };
+            // Each entry is 24 bytes; a record takes at least ~8: size the map to the dirty
+            // bytes (up to log.cleaner.dedupe.buffer.size) so an idle node stays small.
+            let map_bytes = (plan.cleanable_bytes as usize).saturating_mul(3).clamp(
+                1 << 16,
+                self.config.log_cleaner_dedupe_buffer_size.max(1 << 16) as usize,
+            );
+            let mut map = OffsetMap::new(map_bytes, DEFAULT_DEDUPE_LOAD_FACTOR);
+            let rate = self.config.log_cleaner_io_max_bytes_per_second;
+            let mut throttler = (rate.is_finite() && rate < 1e15).then(|| Throttler::new(rate));
+            let started = std::time::Instant::now();
+            let cleaned = match plan.clean(&mut map, throttler.as_mut()) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "compaction failed");
+                    continue;
+                }
+            };
+            match p.commit_clean(cleaned) {
+                Ok(outcome) => {
+                    if let Some(offset) = outcome.first_dirty_offset {
+                        self.set_cleaner_offset(&p.topic, p.index, offset);
+                    }
+                    info!(
+                        topic = %p.topic,
+                        partition = p.index,
+                        bytes_before = outcome.bytes_before,
+                        bytes_after = outcome.bytes_after,
+                        segments = outcome.segments_replaced,
+                        ms = started.elapsed().as_millis() as u64,
+                        "compacted"
+                    );
+                }
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "cannot swap cleaned segments")
+                }
+            }
         }
     }
 

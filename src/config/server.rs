@@ -134,6 +134,8 @@ pub struct ServerConfig {
     pub log_cleaner_min_compaction_lag_ms: i64,
     pub log_cleaner_max_compaction_lag_ms: i64,
     pub log_cleaner_min_cleanable_ratio: f64,
+    pub log_cleaner_dedupe_buffer_size: i64,
+    pub log_cleaner_io_max_bytes_per_second: f64,
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
     pub compression_type: CompressionType,
@@ -637,6 +639,8 @@ fn build(l: Loader<'_>, warnings: Vec<String>) -> Result<ServerConfig, ConfigErr
         log_cleaner_min_compaction_lag_ms: l.long("log.cleaner.min.compaction.lag.ms")?,
         log_cleaner_max_compaction_lag_ms: l.long("log.cleaner.max.compaction.lag.ms")?,
         log_cleaner_min_cleanable_ratio: l.double("log.cleaner.min.cleanable.ratio")?,
+        log_cleaner_dedupe_buffer_size: l.long("log.cleaner.dedupe.buffer.size")?,
+        log_cleaner_io_max_bytes_per_second: l.double("log.cleaner.io.max.bytes.per.second")?,
         min_insync_replicas: l.int("min.insync.replicas")?,
         unclean_leader_election_enable: l.bool("unclean.leader.election.enable")?,
         compression_type: CompressionType::parse(&compression_type)
