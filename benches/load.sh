@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-2000000}
-cargo build --release --bin kraftd -p kraftd -p kraftd-bench >&2
+cargo build --release -p kraftd --bin kraftd >&2
+cargo build --release -p kraftd-bench >&2
 target=${CARGO_TARGET_DIR:-target}
 kraftd=$target/release/kraftd
 bench=$target/release/kraftd-bench

@@ -134,7 +134,14 @@ fn run_script(node: &Node, name: &str, timeout: Duration, program: &str, args: &
 /// its partitions within session.timeout.ms and read every later record exactly once.
 fn confluent_kafka_survivors_take_over(strategy: &str) {
     require_python_module("confluent_kafka", "confluent-kafka");
-    let node = node();
+    // KIP-848 members get their session timeout and heartbeat interval from the broker.
+    let node = Node::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("group.consumer.min.session.timeout.ms", "1000"),
+        ("group.consumer.session.timeout.ms", "6000"),
+        ("group.consumer.min.heartbeat.interval.ms", "100"),
+        ("group.consumer.heartbeat.interval.ms", "500"),
+    ]);
     let out = run_script(
         &node,
         &format!("group_confluent_kafka_{strategy}"),
@@ -160,6 +167,13 @@ fn confluent_kafka_eager_survivors_take_over_a_killed_members_partitions() {
 #[test]
 fn confluent_kafka_cooperative_survivors_keep_theirs_and_gain_a_killed_members_partitions() {
     confluent_kafka_survivors_take_over("cooperative-sticky");
+}
+
+/// The same with KIP-848 (group.protocol=consumer): server-side assignment, and the coordinator
+/// expires the killed member after group.consumer.session.timeout.ms.
+#[test]
+fn confluent_kafka_kip848_survivors_keep_theirs_and_gain_a_killed_members_partitions() {
+    confluent_kafka_survivors_take_over("consumer");
 }
 
 #[test]

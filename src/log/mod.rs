@@ -934,6 +934,13 @@ impl PartitionLog {
 
     /// Flushes, trims the active indexes and marks the partition cleanly shut down.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.close_in_place()
+    }
+
+    /// `close` for a log others still hold (the metadata log behind its readers' lock): the
+    /// files are sealed and marked clean, so the next start does not rescan them. Nothing may
+    /// be appended afterwards.
+    pub fn close_in_place(&mut self) -> Result<(), LogError> {
         self.active()?.seal()?;
         self.epochs.sync_if_needed()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);

@@ -185,7 +185,7 @@ impl RaftDriver {
         }
         self.proposals.close();
         let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
-        log.flush()?;
+        log.close_in_place()?;
         Ok(())
     }
 

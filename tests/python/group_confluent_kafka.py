@@ -4,7 +4,9 @@ split a topic, one is SIGKILLed, the two survivors take over its partitions.
 
     python3 group_confluent_kafka.py BOOTSTRAP [STRATEGY ...]
 
-For each partition.assignment.strategy (default: range, then cooperative-sticky) it creates a
+For each partition.assignment.strategy (default: range, then cooperative-sticky; `consumer`
+selects KIP-848's group.protocol=consumer, whose node must set group.consumer.session.timeout.ms
+to 6000) it creates a
 6-partition topic and starts three member processes (this script with `member ...`) in one group.
 It checks that:
   - the members settle on 2 partitions each, disjoint, covering all 6;
@@ -60,18 +62,22 @@ def member(bootstrap, topic, group, strategy, name):
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "client.id": name,
-            "partition.assignment.strategy": strategy,
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-            "heartbeat.interval.ms": 500,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "client.id": name,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
+    if strategy == "consumer":
+        # KIP-848: the coordinator assigns; session timeout and heartbeat interval are the
+        # broker's group.consumer.* settings.
+        config["group.protocol"] = "consumer"
+    else:
+        config["partition.assignment.strategy"] = strategy
+        config["session.timeout.ms"] = SESSION_TIMEOUT_MS
+        config["heartbeat.interval.ms"] = 500
+    consumer = Consumer(config)
 
     positions = {}  # partition -> the offset after the last record consumed from it
 
@@ -279,7 +285,8 @@ def scenario(bootstrap, strategy):
             m.drain()
         check_consumed_once(f"{strategy} after the kill", second, survivors)
 
-        if strategy == "cooperative-sticky":
+        # KIP-848's assignment is incremental too: survivors keep theirs and gain the rest.
+        if strategy in ("cooperative-sticky", "consumer"):
             for m in survivors:
                 if not before[m.name] <= m.assignment:
                     raise CheckFailed(f"{m.name} lost partitions: {sorted(before[m.name])} -> {sorted(m.assignment)}")
