@@ -50,6 +50,8 @@ pub struct ConsumerGroup {
     pub target: BTreeMap<String, Assignment>,
     /// The subscribed topics' (name, id, partitions) the target was computed from.
     subscription_metadata: Vec<TopicInfo>,
+    /// group.consumer.max.size.
+    pub max_size: usize,
 }
 
 pub struct HeartbeatRequest {
@@ -119,6 +121,7 @@ impl ConsumerGroup {
             members: IndexMap::new(),
             target: BTreeMap::new(),
             subscription_metadata: Vec::new(),
+            max_size: usize::MAX,
         }
     }
 
@@ -169,6 +172,12 @@ impl ConsumerGroup {
             // A join (or a rejoin after being fenced): start from nothing.
             if req.subscribed_topic_names.is_none() || req.rebalance_timeout_ms < 0 {
                 return Err(ResponseError::InvalidRequest);
+            }
+            if !self.members.contains_key(&req.member_id)
+                && req.instance_id.is_none()
+                && self.members.len() >= self.max_size
+            {
+                return Err(ResponseError::GroupMaxSizeReached);
             }
             if let Some(instance) = &req.instance_id {
                 // A static member coming back under a new id takes the old one's place.
@@ -557,6 +566,12 @@ mod tests {
         g.heartbeat(req, now, &topics).unwrap();
         assert_eq!(g.target["a"][&T], BTreeSet::from([0, 1, 2]));
         assert_eq!(g.target["b"][&T], BTreeSet::from([3, 4, 5]));
+        g.max_size = 2;
+        assert_eq!(
+            g.heartbeat(hb("c", 0, None), now, &topics).unwrap_err(),
+            ResponseError::GroupMaxSizeReached
+        );
+        g.max_size = usize::MAX;
         let mut bad = hb("c", 0, None);
         bad.server_assignor = Some("sticky".into());
         assert_eq!(

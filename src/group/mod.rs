@@ -79,7 +79,8 @@ pub struct GroupCoordinator {
     /// KIP-848 groups. Their committed offsets live in `groups` like every group's.
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     loaded: Mutex<HashSet<i32>>,
-    load_lock: tokio::sync::Mutex<()>,
+    /// Partitions being replayed now; their groups answer COORDINATOR_LOAD_IN_PROGRESS.
+    loading: Mutex<HashSet<i32>>,
 }
 
 fn now_ms() -> i64 {
@@ -105,7 +106,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashSet::new()),
-            load_lock: tokio::sync::Mutex::new(()),
+            loading: Mutex::new(HashSet::new()),
         }
     }
 
@@ -193,14 +194,31 @@ impl GroupCoordinator {
             Some(_) => return Err(ResponseError::NotCoordinator),
             None => return Err(ResponseError::CoordinatorNotAvailable),
         }
-        if self.is_loaded(partition) {
-            return Ok(partition);
-        }
-        let _guard = self.load_lock.lock().await;
-        if !self.is_loaded(partition) {
-            self.load_partition(partition)?;
-        }
+        self.ensure_loaded(partition)?;
         Ok(partition)
+    }
+
+    /// Loads `partition` unless it is loaded. While another request or the background preload
+    /// is replaying it, the answer is COORDINATOR_LOAD_IN_PROGRESS, as Kafka's; clients retry.
+    fn ensure_loaded(&self, partition: i32) -> Result<(), ResponseError> {
+        if self.is_loaded(partition) {
+            return Ok(());
+        }
+        {
+            let mut loading = self
+                .loading
+                .lock()
+                .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+            if !loading.insert(partition) {
+                return Err(ResponseError::CoordinatorLoadInProgress);
+            }
+        }
+        // Replaying reads the log: keep it off the async workers' hot path.
+        let result = tokio::task::block_in_place(|| self.load_partition(partition));
+        if let Ok(mut loading) = self.loading.lock() {
+            loading.remove(&partition);
+        }
+        result
     }
 
     fn is_loaded(&self, partition: i32) -> bool {
@@ -657,20 +675,27 @@ impl GroupCoordinator {
         .unwrap_or_default()
     }
 
+    fn next_unloaded_partition(&self) -> Option<i32> {
+        let image = self.metadata.current();
+        let topic = image.topic(OFFSETS_TOPIC)?;
+        topic
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.leader == self.node_id)
+            .map(|(i, _)| *i)
+            .find(|i| !self.is_loaded(*i))
+    }
+
     async fn ready_partition(&self, partition: i32) -> Result<(), ResponseError> {
         let image = self.metadata.current();
         let leads = image
             .topic(OFFSETS_TOPIC)
             .and_then(|t| t.partitions.get(&partition))
             .is_some_and(|p| p.leader == self.node_id);
-        if !leads || self.is_loaded(partition) {
+        if !leads {
             return Ok(());
         }
-        let _guard = self.load_lock.lock().await;
-        if !self.is_loaded(partition) {
-            self.load_partition(partition)?;
-        }
-        Ok(())
+        self.ensure_loaded(partition)
     }
 
     pub async fn describe_group(&self, group_id: &str) -> Result<DescribedGroup, ResponseError> {
@@ -835,10 +860,13 @@ impl GroupCoordinator {
         }
         let image = self.metadata.current();
         let topics = |name: &str| image.topic(name).map(|t| (t.id, t.partitions.len() as i32));
+        let max_size = self.config.group_consumer_max_size.max(1) as usize;
         self.with_consumer_groups(|cgs| {
-            cgs.entry(group_id.to_string())
-                .or_insert_with(|| ConsumerGroup::new(group_id))
-                .heartbeat(req, Instant::now(), &topics)
+            let g = cgs
+                .entry(group_id.to_string())
+                .or_insert_with(|| ConsumerGroup::new(group_id));
+            g.max_size = max_size;
+            g.heartbeat(req, Instant::now(), &topics)
         })
         .map_err(|e| (e, e.to_string()))?
         .map_err(|e| (e, e.to_string()))
@@ -894,6 +922,11 @@ impl GroupCoordinator {
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = shutdown.changed() => return,
+            }
+            // Load the partitions this node leads ahead of the first request for their groups
+            // (one per tick, so requests for loaded groups are never held up for long).
+            if let Some(p) = self.next_unloaded_partition() {
+                let _ = self.ensure_loaded(p);
             }
             let now = Instant::now();
             if now.duration_since(last_expiry) >= expiry_every {
