@@ -259,6 +259,8 @@ impl GroupCoordinator {
                     let Some(key) = rec
                         .key
                         .and_then(|k| GroupRecordKey::decode(k).ok().flatten())
+                        // KIP-848 records are not replayed yet: skip them as before.
+                        .filter(GroupRecordKey::is_classic)
                     else {
                         continue;
                     };
@@ -292,6 +294,7 @@ impl GroupCoordinator {
                         (GroupRecordKey::Group { .. }, None) => {
                             group.state = GroupState::Dead;
                         }
+                        _ => {}
                     }
                 }
             }
