@@ -329,3 +329,104 @@ async fn kip848_group_assigns_on_the_server_and_resumes_from_commits() {
     let values: BTreeSet<String> = got[0].iter().map(|(_, v)| v.clone()).collect();
     assert_eq!(values, (200..240).map(|i| format!("v{i}")).collect());
 }
+
+/// ConsumerGroupDescribe over a raw connection: (state, group epoch, members' (id, epoch)).
+fn describe_kip848(node: &Node, group: &str) -> (String, i32, Vec<(String, i32)>) {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{
+        ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
+        RequestHeader, ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", node.client_port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let key = ApiKey::ConsumerGroupDescribe;
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(0)
+        .with_correlation_id(1)
+        .encode(&mut buf, key.request_header_version(0))
+        .unwrap();
+    ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(StrBytes::from_string(group.to_string()))])
+        .encode(&mut buf, 0)
+        .unwrap();
+    s.write_all(&(buf.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(&buf).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).unwrap();
+    let mut body = bytes::Bytes::from(body);
+    ResponseHeader::decode(&mut body, key.response_header_version(0)).unwrap();
+    let r = ConsumerGroupDescribeResponse::decode(&mut body, 0).unwrap();
+    let g = &r.groups[0];
+    let mut members: Vec<(String, i32)> = g
+        .members
+        .iter()
+        .map(|m| (m.member_id.to_string(), m.member_epoch))
+        .collect();
+    members.sort();
+    (g.group_state.to_string(), g.group_epoch, members)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_group_state_survives_a_kraftd_restart() {
+    let mut node = Node::start(&[
+        ("group.consumer.heartbeat.interval.ms", "300"),
+        ("group.consumer.session.timeout.ms", "10000"),
+    ]);
+    create_topic(&node, "durable-848", 4).await;
+    let a = kip848_consumer(&node, "durable-group");
+    let b = kip848_consumer(&node, "durable-group");
+    a.subscribe(&["durable-848"]).unwrap();
+    b.subscribe(&["durable-848"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = a.poll(Duration::from_millis(50));
+        let _ = b.poll(Duration::from_millis(50));
+        if a.assignment().unwrap().count() == 2 && b.assignment().unwrap().count() == 2 {
+            let (state, _, _) = describe_kip848(&node, "durable-group");
+            if state == "Stable" {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no stable 2+2 group");
+    }
+    let before = describe_kip848(&node, "durable-group");
+    assert_eq!(before.2.len(), 2);
+    // Stop the members from heartbeating while the node restarts, so what the restarted node
+    // knows comes from __consumer_offsets alone.
+    drop(a);
+    drop(b);
+    let after_leave = describe_kip848(&node, "durable-group");
+    assert_eq!(after_leave.0, "Empty", "members left on close");
+    node.restart();
+    let restored = describe_kip848(&node, "durable-group");
+    assert_eq!(
+        restored, after_leave,
+        "the group epoch and (no) members were replayed"
+    );
+    assert!(restored.1 > before.1, "leaving bumped the group epoch");
+
+    // A member that stays up while the coordinator restarts keeps its id and epoch: the
+    // restarted node knows it from __consumer_offsets, so no rebalance happens.
+    let c = kip848_consumer(&node, "durable-group");
+    c.subscribe(&["durable-848"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.assignment().unwrap().count() != 4 {
+        let _ = c.poll(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    let (_, epoch, members) = describe_kip848(&node, "durable-group");
+    node.restart();
+    let (_, epoch_after, members_after) = describe_kip848(&node, "durable-group");
+    assert_eq!((epoch_after, &members_after), (epoch, &members));
+    // And it goes on consuming without a new assignment.
+    produce(&node, "durable-848", 0, 20).await;
+    let got = drain(&[&c], 20);
+    assert_eq!(got[0].len(), 20);
+    assert_eq!(describe_kip848(&node, "durable-group").1, epoch);
+}

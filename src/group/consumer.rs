@@ -41,6 +41,17 @@ pub struct ConsumerMember {
     last_sent: Option<Assignment>,
 }
 
+/// A change the coordinator must make durable in `__consumer_offsets` (as Kafka's
+/// ConsumerGroup* records) before it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    GroupEpoch,
+    MemberMetadata(String),
+    MemberRemoved(String),
+    TargetAssignment,
+    CurrentAssignment(String),
+}
+
 pub struct ConsumerGroup {
     pub id: String,
     pub group_epoch: i32,
@@ -52,6 +63,7 @@ pub struct ConsumerGroup {
     subscription_metadata: Vec<TopicInfo>,
     /// group.consumer.max.size.
     pub max_size: usize,
+    changes: Vec<Change>,
 }
 
 pub struct HeartbeatRequest {
@@ -122,7 +134,97 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             subscription_metadata: Vec::new(),
             max_size: usize::MAX,
+            changes: Vec::new(),
         }
+    }
+
+    /// What changed since the last call, for the coordinator to persist.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    // ---- replay of persisted records (a coordinator loading its partition) ----
+
+    pub fn restore_epoch(&mut self, epoch: i32) {
+        self.group_epoch = epoch;
+    }
+
+    pub fn restore_assignment_epoch(&mut self, epoch: i32) {
+        self.assignment_epoch = epoch;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_member(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<String>,
+        rack_id: Option<String>,
+        client_id: String,
+        client_host: String,
+        subscribed: Vec<String>,
+        assignor: Option<String>,
+        rebalance_timeout_ms: i32,
+        now: Instant,
+    ) {
+        if let Some(a) = assignor {
+            self.assignor = a;
+        }
+        let m = self
+            .members
+            .entry(member_id.to_string())
+            .or_insert_with(|| ConsumerMember {
+                member_id: member_id.to_string(),
+                instance_id: None,
+                rack_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                rebalance_timeout: Duration::ZERO,
+                subscribed: BTreeSet::new(),
+                member_epoch: 0,
+                assigned: Assignment::new(),
+                pending_revocation: Assignment::new(),
+                revocation_started: None,
+                last_heartbeat: now,
+                last_sent: None,
+            });
+        m.instance_id = instance_id;
+        m.rack_id = rack_id;
+        m.client_id = client_id;
+        m.client_host = client_host;
+        m.subscribed = subscribed.into_iter().collect();
+        m.rebalance_timeout = Duration::from_millis(rebalance_timeout_ms.max(0) as u64);
+        m.last_heartbeat = now;
+    }
+
+    pub fn restore_member_removed(&mut self, member_id: &str) {
+        self.members.shift_remove(member_id);
+        self.target.remove(member_id);
+    }
+
+    pub fn restore_target(&mut self, member_id: &str, assignment: Assignment) {
+        self.target.insert(member_id.to_string(), assignment);
+    }
+
+    pub fn restore_current(
+        &mut self,
+        member_id: &str,
+        member_epoch: i32,
+        assigned: Assignment,
+        pending_revocation: Assignment,
+        now: Instant,
+    ) {
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.member_epoch = member_epoch;
+            m.revocation_started = (!pending_revocation.is_empty()).then_some(now);
+            m.assigned = assigned;
+            m.pending_revocation = pending_revocation;
+        }
+    }
+
+    /// After a replay: the subscription metadata the target was computed from, so an unchanged
+    /// topic set does not bump the epoch again.
+    pub fn restore_done(&mut self, topics: &dyn Fn(&str) -> Option<(Uuid, i32)>) {
+        self.subscription_metadata = self.subscribed_topics(topics);
     }
 
     /// The state ConsumerGroupDescribe and ListGroups report.
@@ -160,6 +262,8 @@ impl ConsumerGroup {
             if self.members.shift_remove(&req.member_id).is_none() {
                 return Err(ResponseError::UnknownMemberId);
             }
+            self.changes
+                .push(Change::MemberRemoved(req.member_id.clone()));
             self.bump_epoch(topics);
             return Ok(HeartbeatResult {
                 member_id: req.member_id,
@@ -168,6 +272,7 @@ impl ConsumerGroup {
             });
         }
         let mut changed = false;
+        let mut metadata_changed = false;
         if req.member_epoch == 0 {
             // A join (or a rejoin after being fenced): start from nothing.
             if req.subscribed_topic_names.is_none() || req.rebalance_timeout_ms < 0 {
@@ -190,6 +295,7 @@ impl ConsumerGroup {
                     && old != req.member_id
                 {
                     self.members.shift_remove(&old);
+                    self.changes.push(Change::MemberRemoved(old));
                 }
             }
             self.members.shift_remove(&req.member_id);
@@ -212,6 +318,7 @@ impl ConsumerGroup {
                 },
             );
             changed = true;
+            metadata_changed = true;
         }
         let Some(member) = self.members.get_mut(&req.member_id) else {
             return Err(ResponseError::UnknownMemberId);
@@ -225,6 +332,7 @@ impl ConsumerGroup {
             if names != member.subscribed {
                 member.subscribed = names;
                 changed = true;
+                metadata_changed = true;
             }
         }
         if req.rebalance_timeout_ms > 0 {
@@ -235,6 +343,11 @@ impl ConsumerGroup {
         {
             self.assignor = a.clone();
             changed = true;
+            metadata_changed = true;
+        }
+        if metadata_changed {
+            self.changes
+                .push(Change::MemberMetadata(req.member_id.clone()));
         }
         // New topics or partitions matching a subscription move the group on too.
         if changed || self.metadata_changed(topics) {
@@ -271,6 +384,8 @@ impl ConsumerGroup {
     }
 
     fn bump_epoch(&mut self, topics: &dyn Fn(&str) -> Option<(Uuid, i32)>) {
+        self.changes.push(Change::GroupEpoch);
+        self.changes.push(Change::TargetAssignment);
         self.group_epoch += 1;
         self.subscription_metadata = self.subscribed_topics(topics);
         self.target = self.compute_target();
@@ -377,6 +492,28 @@ impl ConsumerGroup {
 
     /// Moves one member towards its target: revoke first, then take what others released.
     fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+        let before = self.members.get(member_id).map(|m| {
+            (
+                m.member_epoch,
+                m.assigned.clone(),
+                m.pending_revocation.clone(),
+            )
+        });
+        self.reconcile_inner(member_id, owned, now);
+        let after = self.members.get(member_id).map(|m| {
+            (
+                m.member_epoch,
+                m.assigned.clone(),
+                m.pending_revocation.clone(),
+            )
+        });
+        if before != after {
+            self.changes
+                .push(Change::CurrentAssignment(member_id.to_string()));
+        }
+    }
+
+    fn reconcile_inner(&mut self, member_id: &str, owned: Option<&Assignment>, now: Instant) {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
         let epoch = self.assignment_epoch;
         // What every other member still holds or has not yet released.
@@ -440,6 +577,7 @@ impl ConsumerGroup {
         }
         for id in gone {
             self.members.shift_remove(&id);
+            self.changes.push(Change::MemberRemoved(id));
         }
         self.bump_epoch(topics);
         true

@@ -23,8 +23,13 @@ use crate::controller::{ControllerHandle, NewTopic};
 use crate::metadata::MetadataReader;
 use crate::protocol::record_batch::{BatchIter, BatchOptions, NewRecord, encode_batch};
 use classic::{Group, GroupState, JoinRequest, JoinResult, SyncResult};
-use consumer::ConsumerGroup;
-use records::{GroupRecordKey, GroupValue, OffsetValue, partition_for_group};
+use consumer::{Change, ConsumerGroup};
+use records::{
+    ConsumerGroupCurrentMemberAssignmentValue, ConsumerGroupMemberMetadataValue,
+    ConsumerGroupMetadataValue, ConsumerGroupTargetAssignmentMemberValue,
+    ConsumerGroupTargetAssignmentMetadataValue, GroupRecordKey, GroupValue, OffsetValue,
+    partition_for_group,
+};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How often session and rebalance timeouts are checked.
@@ -236,6 +241,13 @@ impl GroupCoordinator {
         let mut offset = log.log_start_offset();
         let end = log.high_watermark();
         let mut loaded_groups: HashMap<String, Group> = HashMap::new();
+        let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
+        let now = Instant::now();
+        let to_assignment = |tps: Vec<(uuid::Uuid, Vec<i32>)>| -> consumer::Assignment {
+            tps.into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().collect()))
+                .collect()
+        };
         let mut records = 0usize;
         while offset < end {
             let data = log
@@ -259,11 +271,99 @@ impl GroupCoordinator {
                     let Some(key) = rec
                         .key
                         .and_then(|k| GroupRecordKey::decode(k).ok().flatten())
-                        // KIP-848 records are not replayed yet: skip them as before.
-                        .filter(GroupRecordKey::is_classic)
                     else {
                         continue;
                     };
+                    match (&key, rec.value) {
+                        (GroupRecordKey::ConsumerGroupMetadata { group }, Some(v)) => {
+                            if let Ok(v) = ConsumerGroupMetadataValue::decode(v) {
+                                consumer_groups
+                                    .entry(group.clone())
+                                    .or_insert_with(|| ConsumerGroup::new(group))
+                                    .restore_epoch(v.epoch);
+                            }
+                            continue;
+                        }
+                        (GroupRecordKey::ConsumerGroupMetadata { group }, None) => {
+                            consumer_groups.remove(group);
+                            continue;
+                        }
+                        (GroupRecordKey::ConsumerGroupMemberMetadata { group, member_id }, v) => {
+                            let g = consumer_groups
+                                .entry(group.clone())
+                                .or_insert_with(|| ConsumerGroup::new(group));
+                            match v.map(ConsumerGroupMemberMetadataValue::decode) {
+                                Some(Ok(v)) => g.restore_member(
+                                    member_id,
+                                    v.instance_id,
+                                    v.rack_id,
+                                    v.client_id,
+                                    v.client_host,
+                                    v.subscribed_topic_names,
+                                    v.server_assignor,
+                                    v.rebalance_timeout_ms,
+                                    now,
+                                ),
+                                None => g.restore_member_removed(member_id),
+                                Some(Err(_)) => {}
+                            }
+                            continue;
+                        }
+                        (
+                            GroupRecordKey::ConsumerGroupTargetAssignmentMetadata { group },
+                            Some(v),
+                        ) => {
+                            if let Ok(v) = ConsumerGroupTargetAssignmentMetadataValue::decode(v) {
+                                consumer_groups
+                                    .entry(group.clone())
+                                    .or_insert_with(|| ConsumerGroup::new(group))
+                                    .restore_assignment_epoch(v.assignment_epoch);
+                            }
+                            continue;
+                        }
+                        (
+                            GroupRecordKey::ConsumerGroupTargetAssignmentMember {
+                                group,
+                                member_id,
+                            },
+                            Some(v),
+                        ) => {
+                            if let Ok(v) = ConsumerGroupTargetAssignmentMemberValue::decode(v) {
+                                consumer_groups
+                                    .entry(group.clone())
+                                    .or_insert_with(|| ConsumerGroup::new(group))
+                                    .restore_target(member_id, to_assignment(v.topic_partitions));
+                            }
+                            continue;
+                        }
+                        (
+                            GroupRecordKey::ConsumerGroupCurrentMemberAssignment {
+                                group,
+                                member_id,
+                            },
+                            Some(v),
+                        ) => {
+                            if let Ok(v) = ConsumerGroupCurrentMemberAssignmentValue::decode(v)
+                                && let Some(g) = consumer_groups.get_mut(group)
+                            {
+                                g.restore_current(
+                                    member_id,
+                                    v.member_epoch,
+                                    to_assignment(v.assigned_partitions),
+                                    to_assignment(v.partitions_pending_revocation),
+                                    now,
+                                );
+                            }
+                            continue;
+                        }
+                        (
+                            GroupRecordKey::ConsumerGroupTargetAssignmentMetadata { .. }
+                            | GroupRecordKey::ConsumerGroupTargetAssignmentMember { .. }
+                            | GroupRecordKey::ConsumerGroupCurrentMemberAssignment { .. },
+                            None,
+                        ) => continue,
+                        _ => {}
+                    }
                     let group = loaded_groups
                         .entry(key.group().to_string())
                         .or_insert_with(|| Group::new(key.group()));
@@ -310,9 +410,17 @@ impl GroupCoordinator {
                 groups.insert(id, g);
             }
         }
+        let topics = |name: &str| image.topic(name).map(|t| (t.id, t.partitions.len() as i32));
+        if let Ok(mut cgs) = self.consumer_groups.lock() {
+            for (id, mut g) in consumer_groups {
+                g.restore_done(&topics);
+                cgs.insert(id, g);
+            }
+        }
         if let Ok(mut l) = self.loaded.lock() {
             l.insert(partition);
         }
+
         if records > 0 {
             info!(
                 partition,
@@ -743,6 +851,25 @@ impl GroupCoordinator {
             Some(n) if n > 0 => return Err(ResponseError::NonEmptyGroup),
             Some(_) => {
                 self.with_consumer_groups(|cgs| cgs.remove(group_id))?;
+                self.persist(
+                    partition,
+                    vec![
+                        (
+                            GroupRecordKey::ConsumerGroupTargetAssignmentMetadata {
+                                group: group_id.to_string(),
+                            }
+                            .encode(),
+                            None,
+                        ),
+                        (
+                            GroupRecordKey::ConsumerGroupMetadata {
+                                group: group_id.to_string(),
+                            }
+                            .encode(),
+                            None,
+                        ),
+                    ],
+                )?;
                 let exists = self.with_groups(|g| g.contains_key(group_id))?;
                 if !exists {
                     return Ok(());
@@ -832,6 +959,134 @@ impl GroupCoordinator {
         Ok(codes)
     }
 
+    /// Kafka's ConsumerGroup* records for what changed in a KIP-848 group.
+    fn consumer_records(g: &ConsumerGroup, changes: Vec<Change>) -> Vec<(Bytes, Option<Bytes>)> {
+        let group = g.id.clone();
+        let parts = |a: &consumer::Assignment| -> Vec<(uuid::Uuid, Vec<i32>)> {
+            a.iter()
+                .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+                .collect()
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for change in changes {
+            if !seen.insert(format!("{change:?}")) {
+                continue;
+            }
+            match change {
+                Change::GroupEpoch => out.push((
+                    GroupRecordKey::ConsumerGroupMetadata {
+                        group: group.clone(),
+                    }
+                    .encode(),
+                    Some(
+                        ConsumerGroupMetadataValue {
+                            epoch: g.group_epoch,
+                            ..Default::default()
+                        }
+                        .encode(),
+                    ),
+                )),
+                Change::MemberMetadata(id) => {
+                    if let Some(m) = g.members.get(&id) {
+                        out.push((
+                            GroupRecordKey::ConsumerGroupMemberMetadata {
+                                group: group.clone(),
+                                member_id: id.clone(),
+                            }
+                            .encode(),
+                            Some(
+                                ConsumerGroupMemberMetadataValue {
+                                    instance_id: m.instance_id.clone(),
+                                    rack_id: m.rack_id.clone(),
+                                    client_id: m.client_id.clone(),
+                                    client_host: m.client_host.clone(),
+                                    subscribed_topic_names: m.subscribed.iter().cloned().collect(),
+                                    subscribed_topic_regex: None,
+                                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
+                                    server_assignor: Some(g.assignor.clone()),
+                                    classic_member_metadata: None,
+                                }
+                                .encode(),
+                            ),
+                        ));
+                    }
+                }
+                Change::MemberRemoved(id) => {
+                    for key in [
+                        GroupRecordKey::ConsumerGroupCurrentMemberAssignment {
+                            group: group.clone(),
+                            member_id: id.clone(),
+                        },
+                        GroupRecordKey::ConsumerGroupTargetAssignmentMember {
+                            group: group.clone(),
+                            member_id: id.clone(),
+                        },
+                        GroupRecordKey::ConsumerGroupMemberMetadata {
+                            group: group.clone(),
+                            member_id: id.clone(),
+                        },
+                    ] {
+                        out.push((key.encode(), None));
+                    }
+                }
+                Change::TargetAssignment => {
+                    for (id, a) in &g.target {
+                        out.push((
+                            GroupRecordKey::ConsumerGroupTargetAssignmentMember {
+                                group: group.clone(),
+                                member_id: id.clone(),
+                            }
+                            .encode(),
+                            Some(
+                                ConsumerGroupTargetAssignmentMemberValue {
+                                    topic_partitions: parts(a),
+                                }
+                                .encode(),
+                            ),
+                        ));
+                    }
+                    out.push((
+                        GroupRecordKey::ConsumerGroupTargetAssignmentMetadata {
+                            group: group.clone(),
+                        }
+                        .encode(),
+                        Some(
+                            ConsumerGroupTargetAssignmentMetadataValue {
+                                assignment_epoch: g.assignment_epoch,
+                                ..Default::default()
+                            }
+                            .encode(),
+                        ),
+                    ));
+                }
+                Change::CurrentAssignment(id) => {
+                    if let Some(m) = g.members.get(&id) {
+                        out.push((
+                            GroupRecordKey::ConsumerGroupCurrentMemberAssignment {
+                                group: group.clone(),
+                                member_id: id.clone(),
+                            }
+                            .encode(),
+                            Some(
+                                ConsumerGroupCurrentMemberAssignmentValue {
+                                    member_epoch: m.member_epoch,
+                                    previous_member_epoch: m.member_epoch,
+                                    // Kafka's MemberState: 0 STABLE, 1 UNREVOKED_PARTITIONS.
+                                    state: i8::from(!m.pending_revocation.is_empty()),
+                                    assigned_partitions: parts(&m.assigned),
+                                    partitions_pending_revocation: parts(&m.pending_revocation),
+                                }
+                                .encode(),
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn with_consumer_groups<T>(
         &self,
         f: impl FnOnce(&mut HashMap<String, ConsumerGroup>) -> T,
@@ -864,15 +1119,21 @@ impl GroupCoordinator {
         let image = self.metadata.current();
         let topics = |name: &str| image.topic(name).map(|t| (t.id, t.partitions.len() as i32));
         let max_size = self.config.group_consumer_max_size.max(1) as usize;
-        self.with_consumer_groups(|cgs| {
-            let g = cgs
-                .entry(group_id.to_string())
-                .or_insert_with(|| ConsumerGroup::new(group_id));
-            g.max_size = max_size;
-            g.heartbeat(req, Instant::now(), &topics)
-        })
-        .map_err(|e| (e, e.to_string()))?
-        .map_err(|e| (e, e.to_string()))
+        let (result, records) = self
+            .with_consumer_groups(|cgs| {
+                let g = cgs
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| ConsumerGroup::new(group_id));
+                g.max_size = max_size;
+                let result = g.heartbeat(req, Instant::now(), &topics);
+                let changes = g.take_changes();
+                (result, Self::consumer_records(g, changes))
+            })
+            .map_err(|e| (e, e.to_string()))?;
+        // Durable before the member hears of it, as Kafka's coordinator.
+        self.persist(self.partition_for(group_id), records)
+            .map_err(|e| (e, e.to_string()))?;
+        result.map_err(|e| (e, e.to_string()))
     }
 
     /// ConsumerGroupDescribe: a snapshot of one KIP-848 group.
@@ -955,11 +1216,21 @@ impl GroupCoordinator {
             let topics = |name: &str| image.topic(name).map(|t| (t.id, t.partitions.len() as i32));
             let session =
                 Duration::from_millis(self.config.group_consumer_session_timeout_ms.max(0) as u64);
-            let _ = self.with_consumer_groups(|cgs| {
-                for g in cgs.values_mut() {
-                    g.tick(now, session, &topics);
-                }
-            });
+            let expired = self
+                .with_consumer_groups(|cgs| {
+                    cgs.values_mut()
+                        .filter_map(|g| {
+                            g.tick(now, session, &topics);
+                            let changes = g.take_changes();
+                            (!changes.is_empty())
+                                .then(|| (g.id.clone(), Self::consumer_records(g, changes)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for (group, records) in expired {
+                let _ = self.persist(self.partition_for(&group), records);
+            }
         }
     }
 }
