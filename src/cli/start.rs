@@ -48,6 +48,9 @@ fn run_node(args: &StartArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives while the node starts (or right after READY=1)
+        // must mean a clean shutdown, not the default disposition's instant death.
+        let signals = Signals::install()?;
         let node_id = config.node_id;
         let server = crate::server::start(config, cluster_id.clone()).await?;
         let addrs: Vec<String> = server
@@ -63,7 +66,7 @@ fn run_node(args: &StartArgs) -> Result<(), String> {
             "kraftd started"
         );
         crate::server::notify_ready();
-        wait_for_signal().await;
+        signals.wait().await;
         super::notify_systemd("STOPPING=1");
         let result = server.shutdown().await;
         if let Some(pid) = crate::server::pid_file_from_env() {
@@ -101,18 +104,26 @@ fn auto_format(config: &ServerConfig) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the node could never stop cleanly; fall back to ctrl-c.
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("received SIGTERM"),
-        _ = int.recv() => info!("received SIGINT"),
+/// SIGTERM and SIGINT, installed before the node starts.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+        Ok(Signals { term, int })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => info!("received SIGTERM"),
+            _ = self.int.recv() => info!("received SIGINT"),
+        }
     }
 }
