@@ -79,7 +79,16 @@ fn drain(consumers: &[&BaseConsumer], want: usize) -> Vec<Vec<(i32, String)>> {
         );
         for (i, c) in consumers.iter().enumerate() {
             if let Some(m) = c.poll(Duration::from_millis(50)) {
-                let m = m.expect("consume");
+                let m = match m {
+                    Ok(m) => m,
+                    // A consumer that lived through a kraftd restart reports the dropped
+                    // connection once; it reconnects by itself.
+                    Err(rdkafka::error::KafkaError::MessageConsumption(
+                        rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+                        | rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
+                    )) => continue,
+                    Err(e) => panic!("consume: {e}"),
+                };
                 got[i].push((
                     m.partition(),
                     String::from_utf8(m.payload().unwrap().to_vec()).unwrap(),
@@ -330,8 +339,27 @@ async fn kip848_group_assigns_on_the_server_and_resumes_from_commits() {
     assert_eq!(values, (200..240).map(|i| format!("v{i}")).collect());
 }
 
-/// ConsumerGroupDescribe over a raw connection: (state, group epoch, members' (id, epoch)).
-fn describe_kip848(node: &Node, group: &str) -> (String, i32, Vec<(String, i32)>) {
+/// (state, group epoch, members' (id, epoch)).
+type Described848 = (String, i32, Vec<(String, i32)>);
+
+/// ConsumerGroupDescribe over a raw connection: (state, group epoch, members' (id, epoch)),
+/// retried (as clients do) while the coordinator is still loading its partition.
+fn describe_kip848(node: &Node, group: &str) -> Described848 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match describe_kip848_once(node, group) {
+            Ok(described) => return described,
+            // COORDINATOR_LOAD_IN_PROGRESS
+            Err(14) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(code) => panic!("ConsumerGroupDescribe failed with error {code}"),
+        }
+    }
+}
+
+fn describe_kip848_once(
+    node: &Node,
+    group: &str,
+) -> Result<(String, i32, Vec<(String, i32)>), i16> {
     use bytes::BytesMut;
     use kafka_protocol::messages::{
         ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
@@ -363,13 +391,16 @@ fn describe_kip848(node: &Node, group: &str) -> (String, i32, Vec<(String, i32)>
     ResponseHeader::decode(&mut body, key.response_header_version(0)).unwrap();
     let r = ConsumerGroupDescribeResponse::decode(&mut body, 0).unwrap();
     let g = &r.groups[0];
+    if g.error_code != 0 {
+        return Err(g.error_code);
+    }
     let mut members: Vec<(String, i32)> = g
         .members
         .iter()
         .map(|m| (m.member_id.to_string(), m.member_epoch))
         .collect();
     members.sort();
-    (g.group_state.to_string(), g.group_epoch, members)
+    Ok((g.group_state.to_string(), g.group_epoch, members))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

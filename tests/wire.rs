@@ -1454,3 +1454,34 @@ fn every_claimed_version_of_the_group_apis_is_answered() {
     }
     assert!(!node.log().contains("panicked"));
 }
+
+/// acks=0: nothing comes back on success (the connection stays usable); a failure closes the
+/// connection, which is how Kafka tells such a producer to refresh its metadata.
+#[test]
+fn acks_zero_produce_answers_nothing_and_closes_on_failure() {
+    let node = start_node();
+    let mut c = Conn::open(node.client_port);
+    create_topic(&mut c, "fire-and-forget", &[]);
+    let batch = encode_batch(&[record(b"x", 1)], &BatchOptions::default());
+    c.send(
+        ApiKey::Produce,
+        PRODUCE_VERSION,
+        1,
+        &produce_request("fire-and-forget", 0, 0, batch.clone()),
+    );
+    // The next request's answer is the next frame: the acks=0 produce sent none.
+    let r: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 2, &api_versions_request());
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        produce(&mut c, 3, "fire-and-forget", 1, batch.clone()),
+        (0, 1)
+    );
+    c.send(
+        ApiKey::Produce,
+        PRODUCE_VERSION,
+        4,
+        &produce_request("fire-and-forget", 99, 0, batch),
+    );
+    c.expect_closed("a failed acks=0 produce");
+    assert_still_serving(&node, "a failed acks=0 produce");
+}

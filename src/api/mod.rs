@@ -225,8 +225,11 @@ impl Dispatcher {
             ApiKey::Produce => {
                 let req = decode(body, version, key)?;
                 match produce::handle(self, ctx, version, req).await {
-                    Some(resp) => encode(&resp, version).map(Some),
-                    None => Ok(None),
+                    produce::Produced::Respond(resp) => encode(&resp, version).map(Some),
+                    produce::Produced::NoResponse => Ok(None),
+                    produce::Produced::FailedWithoutResponse => Err(Refuse(
+                        "acks=0 produce failed; closing the connection as Kafka does".into(),
+                    )),
                 }
             }
             ApiKey::Fetch => call!(fetch),

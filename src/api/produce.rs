@@ -15,7 +15,7 @@ pub async fn handle(
     _ctx: &RequestContext<'_>,
     version: i16,
     req: ProduceRequest,
-) -> Option<ProduceResponse> {
+) -> Produced {
     let acks = req.acks;
     let image = d.metadata.current();
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -74,7 +74,25 @@ pub async fn handle(
         d.broker.notify_data_arrived();
     }
     if acks == 0 {
-        return None;
+        // No response: a failed acks=0 produce is signalled, as Kafka does, by closing the
+        // connection, so the client refreshes its metadata instead of silently losing more.
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0);
+        return if failed {
+            Produced::FailedWithoutResponse
+        } else {
+            Produced::NoResponse
+        };
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Produced::Respond(ProduceResponse::default().with_responses(responses))
+}
+
+pub enum Produced {
+    Respond(ProduceResponse),
+    /// acks=0 and everything was appended.
+    NoResponse,
+    /// acks=0 and some partition failed.
+    FailedWithoutResponse,
 }
