@@ -356,10 +356,7 @@ fn describe_kip848(node: &Node, group: &str) -> Described848 {
     }
 }
 
-fn describe_kip848_once(
-    node: &Node,
-    group: &str,
-) -> Result<(String, i32, Vec<(String, i32)>), i16> {
+fn describe_kip848_once(node: &Node, group: &str) -> Result<Described848, i16> {
     use bytes::BytesMut;
     use kafka_protocol::messages::{
         ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
