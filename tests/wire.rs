@@ -1485,3 +1485,35 @@ fn acks_zero_produce_answers_nothing_and_closes_on_failure() {
     c.expect_closed("a failed acks=0 produce");
     assert_still_serving(&node, "a failed acks=0 produce");
 }
+
+/// KIP-430: asked for, authorized operations are the resource's full set (no authorizer), as a
+/// bit field of AclOperation codes; not asked for, Kafka's i32::MIN marker.
+#[test]
+fn authorized_operations_are_answered_when_asked() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+    let node = start_node();
+    let mut c = Conn::open(node.client_port);
+    create_topic(&mut c, "acl-ops", &[]);
+    let topic = |asked: bool| {
+        MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("acl-ops")))),
+            ]))
+            .with_include_topic_authorized_operations(asked)
+    };
+    let asked: MetadataResponse = c.call(ApiKey::Metadata, 12, 1, &topic(true));
+    // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    assert_eq!(asked.topics[0].topic_authorized_operations, 3576);
+    let not_asked: MetadataResponse = c.call(ApiKey::Metadata, 12, 2, &topic(false));
+    assert_eq!(not_asked.topics[0].topic_authorized_operations, i32::MIN);
+    let cluster: DescribeClusterResponse = c.call(
+        ApiKey::DescribeCluster,
+        1,
+        3,
+        &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+    );
+    // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+    assert_eq!(cluster.cluster_authorized_operations, 8096);
+}

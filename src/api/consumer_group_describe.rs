@@ -46,7 +46,10 @@ pub async fn handle(
         let out = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_error_message(None)
-            .with_authorized_operations(i32::MIN);
+            .with_authorized_operations(super::authorized::operations(
+                req.include_authorized_operations,
+                super::authorized::GROUP,
+            ));
         let described = d
             .groups
             .describe_consumer_group(id.as_str(), |g| {

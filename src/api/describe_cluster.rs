@@ -36,5 +36,8 @@ pub async fn handle(
         .with_cluster_id(StrBytes::from_string(d.cluster_id.clone()))
         .with_controller_id(controller_id(&image, d).into())
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(super::authorized::operations(
+            req.include_cluster_authorized_operations,
+            super::authorized::CLUSTER,
+        ))
 }

@@ -6,13 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Dispatcher, RequestContext};
 
-/// What v3+ answers when the request did not ask for authorized operations.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// The operations a group supports (Kafka's `AclEntry.supportedOperations(GROUP)`): READ (3),
-/// DELETE (6) and DESCRIBE (8), as a bit field. kraftd has no authorizer, so a client may do
-/// all of them; Kafka without an authorizer answers the same.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+use super::authorized;
 
 pub async fn handle(
     d: &Dispatcher,
@@ -22,11 +16,10 @@ pub async fn handle(
 ) -> DescribeGroupsResponse {
     // Clients that ask (kafka-python always does on v3+) decode the field as a bit set; MIN_VALUE
     // would read as operation 31, which does not exist.
-    let authorized_operations = if version >= 3 && req.include_authorized_operations {
-        GROUP_AUTHORIZED_OPERATIONS
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
-    };
+    let authorized_operations = authorized::operations(
+        version >= 3 && req.include_authorized_operations,
+        authorized::GROUP,
+    );
     let mut groups = Vec::with_capacity(req.groups.len());
     for id in req.groups {
         let out = DescribedGroup::default()

@@ -15,8 +15,7 @@ use crate::controller::{NewTopic, validate_topic_name};
 use crate::metadata::image::is_internal_topic;
 use crate::metadata::{MetadataImage, TopicImage};
 
-/// Kafka's "authorized operations not requested" marker.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+use super::authorized;
 
 pub async fn handle(
     d: &Dispatcher,
@@ -25,13 +24,17 @@ pub async fn handle(
     req: MetadataRequest,
 ) -> MetadataResponse {
     let mut image = d.metadata.current();
+    let topic_ops = authorized::operations(
+        version >= 8 && req.include_topic_authorized_operations,
+        authorized::TOPIC,
+    );
     // v0 with an empty list and v1+ with null both mean every topic.
     let all_topics =
         req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(|t| t.is_empty()));
     let mut topics_out = Vec::new();
     if all_topics {
         for t in image.topics() {
-            topics_out.push(topic_response(t, d.node_id));
+            topics_out.push(topic_response(t, topic_ops));
         }
     } else {
         let requested = req.topics.unwrap_or_default();
@@ -63,7 +66,7 @@ pub async fn handle(
                 None => image.topic_by_id(&t.topic_id),
             };
             match found {
-                Some(topic) => topics_out.push(topic_response(topic, d.node_id)),
+                Some(topic) => topics_out.push(topic_response(topic, topic_ops)),
                 None => {
                     let (code, name) = match &t.name {
                         Some(name) if validate_topic_name(name).is_err() => (
@@ -81,7 +84,7 @@ pub async fn handle(
                             .with_error_code(code)
                             .with_name(name)
                             .with_topic_id(t.topic_id)
-                            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+                            .with_topic_authorized_operations(authorized::OMITTED),
                     );
                 }
             }
@@ -92,7 +95,11 @@ pub async fn handle(
         .with_cluster_id(Some(StrBytes::from_string(d.cluster_id.clone())))
         .with_controller_id(controller_id(&image, d).into())
         .with_topics(topics_out)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        // Only v8-10 carry the cluster's operations.
+        .with_cluster_authorized_operations(authorized::operations(
+            (8..=10).contains(&version) && req.include_cluster_authorized_operations,
+            authorized::CLUSTER,
+        ))
 }
 
 /// As Kafka's KRaft brokers do, clients are given a live broker as "controller": they cannot
@@ -120,7 +127,7 @@ pub fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBro
         .collect()
 }
 
-fn topic_response(t: &TopicImage, _node_id: i32) -> MetadataResponseTopic {
+fn topic_response(t: &TopicImage, topic_ops: i32) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -143,5 +150,5 @@ fn topic_response(t: &TopicImage, _node_id: i32) -> MetadataResponseTopic {
         .with_topic_id(t.id)
         .with_is_internal(is_internal_topic(&t.name))
         .with_partitions(partitions)
-        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_topic_authorized_operations(topic_ops)
 }

@@ -20,6 +20,7 @@ use crate::network::ListenerKind;
 
 mod alter_configs;
 mod api_versions;
+mod authorized;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
