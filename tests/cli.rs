@@ -922,3 +922,36 @@ fn systemd_notify_ready_then_stopping() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---- metadata dump ----
+
+#[test]
+fn metadata_dump_prints_the_metadata_log_as_records() {
+    let mut node = common::Node::start(&[]);
+    assert!(node.stop().success());
+    let (code, out, err) =
+        common::run_kraftd(&["metadata", "dump", "-c", node.config_path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("# ") && lines[0].ends_with("00000000000000000000.log"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  0: LeaderChange(leaderId=1, voters=[1])"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FeatureLevelRecord(name=metadata.version, featureLevel=21)"),
+        "{out}"
+    );
+    assert!(out.contains("RegisterBrokerRecord(brokerId=1,"), "{out}");
+    assert!(out.contains("UnfenceBrokerRecord(id=1,"), "{out}");
+    // Offsets are printed in order, each once.
+    let offsets: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+}

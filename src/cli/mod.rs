@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod daemon;
+mod metadata;
 mod start;
 mod storage;
 
@@ -27,8 +28,22 @@ enum Command {
     Storage(StorageCommand),
     /// Start a node (like kafka-server-start.sh).
     Start(StartArgs),
+    /// Inspect the metadata log.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum MetadataCommand {
+    /// Print every record of the metadata log (`__cluster_metadata-0`), read-only.
+    Dump {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +147,11 @@ pub fn run() -> i32 {
             parse_overrides(&overrides).and_then(|o| storage::info(&config, &o))
         }
         Command::Start(args) => start::run(args),
+        Command::Metadata(MetadataCommand::Dump { config, overrides }) => {
+            parse_overrides(&overrides)
+                .and_then(|o| storage::load_config(&config, &o))
+                .and_then(|c| metadata::dump(&c.metadata_log_dir(), &mut std::io::stdout().lock()))
+        }
     };
     match result {
         Ok(()) => 0,
