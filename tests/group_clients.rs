@@ -6,44 +6,15 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Node;
-
-const PIP_INSTALL: &str = "python3 -m pip install -r tests/python/requirements.txt";
-const NPM_INSTALL: &str = "(cd tests/js && npm ci)";
-
-fn tests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
-}
-
-fn script(rel: &str) -> String {
-    tests_dir().join(rel).display().to_string()
-}
+use common::scripts::{NPM_INSTALL, PIP_INSTALL, require, run_script, script, tests_dir};
 
 /// A node whose first rebalance of a group does not wait: Kafka's sample configs set this to 0
 /// for development, and the default 3 s would only slow every test here down.
 fn node() -> Node {
     Node::start(&[("group.initial.rebalance.delay.ms", "0")])
-}
-
-/// Fails the test unless `program args` runs and exits 0, naming the command that installs it.
-fn require(program: &str, args: &[&str], what: &str, install: &str) {
-    let ok = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{what} is missing: run `bash .ci/run` once, or install it with `{install}` (from the repo root)"
-    );
 }
 
 fn require_python_module(module: &str, package: &str) {
@@ -72,61 +43,6 @@ fn require_kafkajs() {
     assert!(
         kafkajs.exists(),
         "kafkajs is not installed in tests/js: run `bash .ci/run` once, or `{NPM_INSTALL}` (from the repo root)"
-    );
-}
-
-/// Runs `program args` for at most `timeout` and asserts exit status 0; on failure the panic
-/// message holds the script's stdout and stderr and the end of the node's log. The script runs in
-/// its own process group, so a timeout also kills the member processes it started.
-fn run_script(node: &Node, name: &str, timeout: Duration, program: &str, args: &[&str]) -> String {
-    use std::os::unix::process::CommandExt;
-
-    let out_path = node.dir.path().join(format!("{name}.stdout"));
-    let err_path = node.dir.path().join(format!("{name}.stderr"));
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(tests_dir().parent().expect("repo root"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        // cargo's LD_LIBRARY_PATH holds rdkafka-sys's librdkafka; the scripts use their own.
-        .env_remove("LD_LIBRARY_PATH")
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).expect("stdout file"))
-        .stderr(File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for script") {
-            break Some(status);
-        }
-        if started.elapsed() > timeout {
-            // SAFETY: kill(2) on the process group of our own child (its pid, see process_group).
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let verdict = match status {
-        Some(s) if s.success() => {
-            println!("{name}: {:.1?}: {}", started.elapsed(), stdout.trim_end());
-            return stdout;
-        }
-        Some(s) => format!("exited with {s}"),
-        None => format!("was killed after {timeout:?}"),
-    };
-    let log = node.log();
-    let log_tail: Vec<&str> = log.lines().rev().take(40).collect();
-    panic!(
-        "{name} ({program} {}) {verdict} after {:.1?}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}\n--- last lines of the kraftd log:\n{}",
-        args.join(" "),
-        started.elapsed(),
-        log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
 }
 

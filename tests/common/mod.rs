@@ -1,6 +1,8 @@
 //! Starts the real `kraftd` binary on loopback with free ports in a temp dir, and stops it.
 #![allow(dead_code)]
 
+pub mod scripts;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
