@@ -88,6 +88,13 @@ pub struct GroupCoordinator {
     loading: Mutex<HashSet<i32>>,
 }
 
+/// The KIP-848 group a replayed record belongs to, created on its first record.
+fn replayed<'a>(groups: &'a mut HashMap<String, ConsumerGroup>, id: &str) -> &'a mut ConsumerGroup {
+    groups
+        .entry(id.to_string())
+        .or_insert_with(|| ConsumerGroup::new(id))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -277,10 +284,7 @@ impl GroupCoordinator {
                     match (&key, rec.value) {
                         (GroupRecordKey::ConsumerGroupMetadata { group }, Some(v)) => {
                             if let Ok(v) = ConsumerGroupMetadataValue::decode(v) {
-                                consumer_groups
-                                    .entry(group.clone())
-                                    .or_insert_with(|| ConsumerGroup::new(group))
-                                    .restore_epoch(v.epoch);
+                                replayed(&mut consumer_groups, group).restore_epoch(v.epoch);
                             }
                             continue;
                         }
@@ -289,9 +293,7 @@ impl GroupCoordinator {
                             continue;
                         }
                         (GroupRecordKey::ConsumerGroupMemberMetadata { group, member_id }, v) => {
-                            let g = consumer_groups
-                                .entry(group.clone())
-                                .or_insert_with(|| ConsumerGroup::new(group));
+                            let g = replayed(&mut consumer_groups, group);
                             match v.map(ConsumerGroupMemberMetadataValue::decode) {
                                 Some(Ok(v)) => g.restore_member(
                                     member_id,
@@ -314,9 +316,7 @@ impl GroupCoordinator {
                             Some(v),
                         ) => {
                             if let Ok(v) = ConsumerGroupTargetAssignmentMetadataValue::decode(v) {
-                                consumer_groups
-                                    .entry(group.clone())
-                                    .or_insert_with(|| ConsumerGroup::new(group))
+                                replayed(&mut consumer_groups, group)
                                     .restore_assignment_epoch(v.assignment_epoch);
                             }
                             continue;
@@ -329,9 +329,7 @@ impl GroupCoordinator {
                             Some(v),
                         ) => {
                             if let Ok(v) = ConsumerGroupTargetAssignmentMemberValue::decode(v) {
-                                consumer_groups
-                                    .entry(group.clone())
-                                    .or_insert_with(|| ConsumerGroup::new(group))
+                                replayed(&mut consumer_groups, group)
                                     .restore_target(member_id, to_assignment(v.topic_partitions));
                             }
                             continue;
