@@ -1,26 +1,281 @@
-//! The Raft state machine, after KIP-595: inputs (start, tick, local log progress) go in, a list
-//! of actions (persist the election state, write the epoch's LeaderChange record, advance the high
-//! watermark) comes out. No sockets, clock or disk here, so the same core runs under the driver
-//! and under a simulator.
+//! The Raft state machine of KIP-595 with KIP-996 pre-vote: requests, responses, ticks and local
+//! log progress go in; actions (persist the election state, send a request, append or truncate
+//! the log, advance the high watermark) come out. No sockets, clock or disk here: time is a
+//! number of milliseconds handed in, randomness a seeded generator, the log a summary of offsets
+//! and epochs. The same core runs under the driver and under the simulator in `tests/`.
 //!
-//! Roles are their own types, named as in Kafka's `QuorumState`. Today the core elects itself
-//! when it is the only voter; the RPC-driven transitions of a multi-voter quorum plug into the
-//! same roles.
+//! Roles are their own types, named as in Kafka's `QuorumState`: Unattached, Prospective,
+//! Candidate, Leader, Follower, Resigned. Replication is pull-based: followers and observers send
+//! Fetch with their log end offset and last epoch; the leader answers with records, a divergence
+//! point to truncate to, or the snapshot to load. The leader's fetch offsets of voters move the
+//! high watermark.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::quorum_state::ElectionState;
+
+/// Kafka's error codes that travel in Raft responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftErrorCode {
+    /// FENCED_LEADER_EPOCH (74): the sender's epoch is older than ours.
+    FencedLeaderEpoch,
+    /// NOT_LEADER_OR_FOLLOWER (6): ask the leader we name instead.
+    NotLeaderOrFollower,
+    /// UNKNOWN_LEADER_EPOCH (76): the sender is ahead of us.
+    UnknownLeaderEpoch,
+    /// INCONSISTENT_VOTER_SET (84): the request came from a node that is not a voter.
+    InconsistentVoterSet,
+}
+
+impl RaftErrorCode {
+    pub fn code(self) -> i16 {
+        match self {
+            RaftErrorCode::FencedLeaderEpoch => 74,
+            RaftErrorCode::NotLeaderOrFollower => 6,
+            RaftErrorCode::UnknownLeaderEpoch => 76,
+            RaftErrorCode::InconsistentVoterSet => 84,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<RaftErrorCode> {
+        match code {
+            74 => Some(RaftErrorCode::FencedLeaderEpoch),
+            6 => Some(RaftErrorCode::NotLeaderOrFollower),
+            76 => Some(RaftErrorCode::UnknownLeaderEpoch),
+            84 => Some(RaftErrorCode::InconsistentVoterSet),
+            _ => None,
+        }
+    }
+}
+
+/// A snapshot of the log up to (not including) `end_offset`, whose last record has `epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotId {
+    pub end_offset: i64,
+    pub epoch: i32,
+}
+
+/// One record batch of a Fetch answer: its offsets and the leader epoch it was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteRequest {
+    pub epoch: i32,
+    pub candidate_id: i32,
+    pub last_epoch: i32,
+    pub end_offset: i64,
+    pub pre_vote: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteResponse {
+    pub error: Option<RaftErrorCode>,
+    pub epoch: i32,
+    pub leader_id: Option<i32>,
+    pub granted: bool,
+    pub pre_vote: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeginEpochRequest {
+    pub epoch: i32,
+    pub leader_id: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndEpochRequest {
+    pub epoch: i32,
+    pub leader_id: i32,
+    /// Voters in the order the resigning leader prefers them as successor.
+    pub preferred_successors: Vec<i32>,
+}
+
+/// The answer to BeginQuorumEpoch and EndQuorumEpoch: our view of the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochResponse {
+    pub error: Option<RaftErrorCode>,
+    pub epoch: i32,
+    pub leader_id: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub epoch: i32,
+    pub replica_id: i32,
+    pub fetch_offset: i64,
+    pub last_fetched_epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchResponse {
+    pub error: Option<RaftErrorCode>,
+    pub epoch: i32,
+    pub leader_id: Option<i32>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Truncate to this point before fetching again.
+    pub diverging: Option<(i32, i64)>,
+    /// Fetch this snapshot: the log below the fetch offset is gone.
+    pub snapshot: Option<SnapshotId>,
+    /// Leader side: the offset the driver reads records from. Follower side: unused.
+    pub read_from: Option<i64>,
+    /// Follower side: the batches the driver decoded from the answer.
+    pub batches: Vec<BatchMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Vote(VoteRequest),
+    BeginEpoch(BeginEpochRequest),
+    EndEpoch(EndEpochRequest),
+    Fetch(FetchRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Vote(VoteResponse),
+    BeginEpoch(EpochResponse),
+    EndEpoch(EpochResponse),
+    Fetch(FetchResponse),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write the quorum-state file; must be durable before any later action runs.
+    PersistElection(ElectionState),
+    /// Send a request to a node (a voter by id; observers find voters the same way). The answer
+    /// comes back through `handle_response` with the same `id`.
+    Send { to: i32, id: u64, request: Request },
+    /// The new leader's first record of its epoch (the LeaderChange control record). The driver
+    /// appends and flushes it, then reports `on_local_flush`.
+    AppendLeaderChange { epoch: i32, leader_id: i32 },
+    /// Append the batches of the Fetch answer just handed in (they follow our log end) and flush.
+    AppendFetched,
+    /// Cut the log so that it ends at this offset, then carry on with the actions after it.
+    Truncate(i64),
+    /// The log below the fetch offset is gone at the leader: fetch this snapshot and call
+    /// `on_snapshot_loaded` when it is installed.
+    FetchSnapshot { from: i32, snapshot: SnapshotId },
+    /// Records below this offset are committed.
+    AdvanceHighWatermark(i64),
+    /// Who leads now (None while unknown).
+    LeaderChanged { epoch: i32, leader_id: Option<i32> },
+}
+
+/// Timeouts, in milliseconds, with Kafka's `controller.quorum.*` defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub election_ms: u64,
+    pub fetch_ms: u64,
+    pub election_backoff_max_ms: u64,
+    pub request_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            election_ms: 1000,
+            fetch_ms: 2000,
+            election_backoff_max_ms: 1000,
+            request_ms: 2000,
+        }
+    }
+}
+
+/// What the core knows of the local log: where it starts and ends and where each epoch began.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSummary {
+    pub start_offset: i64,
+    pub end_offset: i64,
+    /// (epoch, start offset) in increasing order, as Kafka's leader-epoch-checkpoint.
+    pub epochs: Vec<(i32, i64)>,
+    /// The newest snapshot, if any; the log below its end offset may be gone.
+    pub snapshot: Option<SnapshotId>,
+}
+
+impl LogSummary {
+    pub fn last_epoch(&self) -> i32 {
+        self.epochs
+            .last()
+            .map(|&(e, _)| e)
+            .or(self.snapshot.map(|s| s.epoch))
+            .unwrap_or(0)
+    }
+
+    /// Kafka's `endOffsetForEpoch`: the largest epoch <= `epoch` we hold, and where it ends.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let idx = self.epochs.partition_point(|&(e, _)| e <= epoch);
+        if idx == 0 {
+            return self
+                .snapshot
+                .filter(|s| s.epoch <= epoch)
+                .map(|s| (s.epoch, s.end_offset));
+        }
+        let (found, _) = self.epochs[idx - 1];
+        let end = self
+            .epochs
+            .get(idx)
+            .map(|&(_, start)| start)
+            .unwrap_or(self.end_offset);
+        Some((found, end))
+    }
+
+    fn record_append(&mut self, epoch: i32, base_offset: i64, end_offset: i64) {
+        if self.epochs.last().is_none_or(|&(e, _)| epoch > e) {
+            self.epochs.push((epoch, base_offset));
+        }
+        self.end_offset = end_offset;
+    }
+
+    fn truncate_to(&mut self, offset: i64) {
+        self.epochs.retain(|&(_, start)| start < offset);
+        self.end_offset = offset;
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnattachedState {
     pub epoch: i32,
     pub voted_id: Option<i32>,
+    /// A leader this node knew in `epoch` (an observer keeps fetching from it).
+    pub leader_hint: Option<i32>,
+    pub election_deadline: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProspectiveState {
+    pub epoch: i32,
+    pub voted_id: Option<i32>,
+    /// The leader this node stopped hearing from: voters that still name it do not pull us
+    /// back to following it (we just timed out on it).
+    pub left_leader: Option<i32>,
+    pub granted: BTreeSet<i32>,
+    pub rejected: BTreeSet<i32>,
+    pub election_deadline: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CandidateState {
     pub epoch: i32,
-    pub granted: Vec<i32>,
+    pub granted: BTreeSet<i32>,
+    pub rejected: BTreeSet<i32>,
+    pub election_deadline: u64,
+}
+
+/// What the leader knows of one replica (voter or observer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaProgress {
+    /// The replica's log end offset, as its last valid Fetch said.
+    pub end_offset: i64,
+    /// When it last fetched (ms, the driver's clock), if ever in this epoch.
+    pub last_fetch_ms: Option<u64>,
+    /// When it was last known to be caught up to our log end.
+    pub last_caught_up_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,89 +284,180 @@ pub struct LeaderState {
     /// The offset of this epoch's first record (its LeaderChange): nothing is committed in this
     /// epoch until the high watermark passes it.
     pub epoch_start_offset: i64,
-    /// The end offset each voter has durably stored.
-    pub match_offsets: BTreeMap<i32, i64>,
+    pub voters: BTreeMap<i32, ReplicaProgress>,
+    pub observers: BTreeMap<i32, ReplicaProgress>,
+    /// Voters that have not yet acknowledged BeginQuorumEpoch (nor fetched).
+    pub unacknowledged: BTreeSet<i32>,
+    pub begin_epoch_resend_at: u64,
+    /// Since when a majority has not fetched; the leader resigns after 1.5 × fetch timeout.
+    pub check_quorum_deadline: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerState {
     pub epoch: i32,
     pub leader_id: i32,
+    pub voted_id: Option<i32>,
+    /// Without a successful fetch by then, the leader is presumed gone.
+    pub fetch_deadline: u64,
+    /// When the in-flight Fetch is given up on, if one is in flight.
+    pub fetch_in_flight_until: Option<u64>,
+    /// The in-flight Fetch's id: a late or repeated answer must not start a second fetch chain.
+    pub fetch_in_flight_id: u64,
+    /// Waiting for a snapshot to be installed; no fetches meanwhile.
+    pub fetching_snapshot: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResignedState {
+    pub epoch: i32,
+    pub election_deadline: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Unattached(UnattachedState),
+    Prospective(ProspectiveState),
     Candidate(CandidateState),
     Leader(LeaderState),
     Follower(FollowerState),
+    Resigned(ResignedState),
 }
 
 impl Role {
     pub fn epoch(&self) -> i32 {
         match self {
             Role::Unattached(s) => s.epoch,
+            Role::Prospective(s) => s.epoch,
             Role::Candidate(s) => s.epoch,
             Role::Leader(s) => s.epoch,
             Role::Follower(s) => s.epoch,
+            Role::Resigned(s) => s.epoch,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Unattached(_) => "unattached",
+            Role::Prospective(_) => "prospective",
+            Role::Candidate(_) => "candidate",
+            Role::Leader(_) => "leader",
+            Role::Follower(_) => "follower",
+            Role::Resigned(_) => "resigned",
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Write the quorum-state file; must be durable before anything else in the list.
-    PersistElection(ElectionState),
-    /// The new leader's first record of its epoch.
-    AppendLeaderChange { epoch: i32, leader_id: i32 },
-    /// Records below this offset are committed.
-    AdvanceHighWatermark(i64),
-    /// Who leads now (None while unknown).
-    LeaderChanged { epoch: i32, leader_id: Option<i32> },
+/// splitmix64: a tiny seeded generator, so elections replay exactly under a seed.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 { 0 } else { self.next() % bound }
+    }
 }
 
 pub struct RaftCore {
     node_id: i32,
-    voters: Vec<i32>,
+    voters: BTreeSet<i32>,
+    timeouts: Timeouts,
     role: Role,
-    log_end_offset: i64,
+    log: LogSummary,
     high_watermark: i64,
+    rng: Rng,
+    now: u64,
+    /// Observers without a leader ask the voters in turn.
+    next_bootstrap: usize,
+    next_request_id: u64,
+    /// (epoch, leader) this node stopped hearing from: other voters that still name it do not
+    /// pull us back to following it; only the leader itself does.
+    unreachable_leader: Option<(i32, i32)>,
 }
 
 impl RaftCore {
-    /// `election` is what the quorum-state file held; `log_end_offset` where the local log ends.
+    /// `election` is what the quorum-state file held; `log` what the local log holds.
     pub fn new(
         node_id: i32,
         voters: Vec<i32>,
+        timeouts: Timeouts,
         election: ElectionState,
-        log_end_offset: i64,
+        log: LogSummary,
+        seed: u64,
+        now: u64,
     ) -> Self {
-        let role = match election.leader_id {
+        let high_watermark = log.snapshot.map(|s| s.end_offset).unwrap_or(0);
+        let mut core = RaftCore {
+            node_id,
+            voters: voters.into_iter().collect(),
+            timeouts,
+            role: Role::Unattached(UnattachedState {
+                epoch: 0,
+                voted_id: None,
+                leader_hint: None,
+                election_deadline: 0,
+            }),
+            log,
+            high_watermark,
+            rng: Rng(seed ^ (node_id as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)),
+            now,
+            next_bootstrap: 0,
+            next_request_id: 1,
+            unreachable_leader: None,
+        };
+        let deadline = core.random_election_deadline();
+        core.role = match election.leader_id {
             Some(leader_id) if leader_id != node_id => Role::Follower(FollowerState {
                 epoch: election.epoch,
                 leader_id,
+                voted_id: election.voted_id,
+                fetch_deadline: now + timeouts.fetch_ms,
+                fetch_in_flight_until: None,
+                fetch_in_flight_id: 0,
+                fetching_snapshot: false,
             }),
-            // A leader that restarts resigns: it does not know the followers' positions.
+            // A leader that restarts does not know the followers' positions: it steps down, and
+            // keeps its vote so it cannot vote for another node in the same epoch.
             _ => Role::Unattached(UnattachedState {
                 epoch: election.epoch,
-                voted_id: election.voted_id,
+                voted_id: election.voted_id.or(election.leader_id),
+                leader_hint: None,
+                election_deadline: deadline,
             }),
         };
-        RaftCore {
-            node_id,
-            voters,
-            role,
-            log_end_offset,
-            high_watermark: 0,
-        }
+        core
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     pub fn role(&self) -> &Role {
         &self.role
     }
 
+    pub fn voters(&self) -> &BTreeSet<i32> {
+        &self.voters
+    }
+
+    pub fn log(&self) -> &LogSummary {
+        &self.log
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark
+    }
+
+    pub fn epoch(&self) -> i32 {
+        self.role.epoch()
     }
 
     pub fn is_voter(&self) -> bool {
@@ -122,6 +468,15 @@ impl RaftCore {
         self.voters.len() / 2 + 1
     }
 
+    /// The leader this node knows of in its current epoch.
+    pub fn leader_id(&self) -> Option<i32> {
+        match &self.role {
+            Role::Leader(_) => Some(self.node_id),
+            Role::Follower(f) => Some(f.leader_id),
+            _ => None,
+        }
+    }
+
     /// The epoch proposals may be appended in, if this node leads.
     pub fn leader_epoch(&self) -> Option<i32> {
         match &self.role {
@@ -130,56 +485,418 @@ impl RaftCore {
         }
     }
 
-    /// Called once the driver is up; an only voter elects itself at once.
-    pub fn start(&mut self) -> Vec<Action> {
-        if self.is_voter() && self.voters.len() == 1 {
-            return self.transition_to_candidate();
+    fn election_state(&self) -> ElectionState {
+        let (leader_id, voted_id) = match &self.role {
+            Role::Unattached(s) => (None, s.voted_id),
+            Role::Prospective(s) => (None, s.voted_id),
+            Role::Candidate(_) => (None, Some(self.node_id)),
+            Role::Leader(_) | Role::Resigned(_) => (Some(self.node_id), Some(self.node_id)),
+            Role::Follower(s) => (Some(s.leader_id), s.voted_id),
+        };
+        ElectionState {
+            epoch: self.role.epoch(),
+            leader_id,
+            voted_id,
         }
-        Vec::new()
     }
 
-    fn transition_to_candidate(&mut self) -> Vec<Action> {
-        let epoch = self.role.epoch() + 1;
-        self.role = Role::Candidate(CandidateState {
-            epoch,
-            granted: vec![self.node_id],
-        });
-        let mut actions = vec![Action::PersistElection(ElectionState {
-            epoch,
-            leader_id: None,
-            voted_id: Some(self.node_id),
-        })];
-        if self.majority() <= 1 {
-            actions.extend(self.transition_to_leader());
+    fn random_election_deadline(&mut self) -> u64 {
+        self.now + self.timeouts.election_ms + self.rng.below(self.timeouts.election_ms)
+    }
+
+    fn random_backoff(&mut self) -> u64 {
+        self.now + 1 + self.rng.below(self.timeouts.election_backoff_max_ms)
+    }
+
+    /// The earliest time `tick` has something to do.
+    pub fn next_deadline(&self) -> u64 {
+        match &self.role {
+            Role::Unattached(s) => {
+                if self.is_voter() {
+                    s.election_deadline
+                } else {
+                    // An observer looking for the leader retries on the request timeout.
+                    s.election_deadline.min(self.now + self.timeouts.request_ms)
+                }
+            }
+            Role::Prospective(s) => s.election_deadline,
+            Role::Candidate(s) => s.election_deadline,
+            Role::Resigned(s) => s.election_deadline,
+            Role::Follower(s) => match s.fetch_in_flight_until {
+                Some(t) => t.min(s.fetch_deadline),
+                None => self.now,
+            },
+            Role::Leader(s) => s.begin_epoch_resend_at.min(s.check_quorum_deadline),
+        }
+    }
+
+    /// Gives every request a distinct id, so its answer can be matched to it.
+    fn number(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
+        for a in &mut actions {
+            if let Action::Send { id, .. } = a
+                && *id == 0
+            {
+                *id = self.next_request_id;
+                self.next_request_id += 1;
+            }
         }
         actions
     }
 
-    fn transition_to_leader(&mut self) -> Vec<Action> {
+    /// Called once the driver is up.
+    pub fn start(&mut self, now: u64) -> Vec<Action> {
+        let actions = self.start_inner(now);
+        self.number(actions)
+    }
+
+    fn start_inner(&mut self, now: u64) -> Vec<Action> {
+        self.now = now;
+        let mut actions = vec![Action::LeaderChanged {
+            epoch: self.role.epoch(),
+            leader_id: self.leader_id(),
+        }];
+        if self.is_voter() && self.voters.len() == 1 {
+            // The only voter needs nobody's vote; no pre-vote either.
+            actions.extend(self.become_candidate());
+            return actions;
+        }
+        actions.extend(self.tick_inner(now));
+        actions
+    }
+
+    /// Moves time forward to `now` and fires whatever timer expired.
+    pub fn tick(&mut self, now: u64) -> Vec<Action> {
+        let actions = self.tick_inner(now);
+        self.number(actions)
+    }
+
+    fn tick_inner(&mut self, now: u64) -> Vec<Action> {
+        self.now = self.now.max(now);
+        let now = self.now;
+        let mut actions = Vec::new();
+        match &mut self.role {
+            Role::Unattached(s) => {
+                if self.voters.contains(&self.node_id) {
+                    if now >= s.election_deadline {
+                        actions.extend(self.become_prospective());
+                    }
+                } else if now >= s.election_deadline {
+                    s.election_deadline = now + self.timeouts.request_ms;
+                    actions.extend(self.observer_discover());
+                }
+            }
+            Role::Prospective(s) => {
+                if now >= s.election_deadline {
+                    // Nobody answered enough: try again after a random backoff.
+                    let epoch = s.epoch;
+                    let voted_id = s.voted_id;
+                    let deadline = self.random_backoff();
+                    self.role = Role::Unattached(UnattachedState {
+                        epoch,
+                        voted_id,
+                        leader_hint: None,
+                        election_deadline: deadline,
+                    });
+                }
+            }
+            Role::Candidate(s) => {
+                if now >= s.election_deadline {
+                    // The vote split or was lost: back off, then ask again (pre-vote first).
+                    let epoch = s.epoch;
+                    let deadline = self.random_backoff();
+                    self.role = Role::Unattached(UnattachedState {
+                        epoch,
+                        voted_id: Some(self.node_id),
+                        leader_hint: None,
+                        election_deadline: deadline,
+                    });
+                }
+            }
+            Role::Resigned(s) => {
+                if now >= s.election_deadline {
+                    actions.extend(self.become_prospective());
+                }
+            }
+            Role::Follower(s) => {
+                if now >= s.fetch_deadline {
+                    if self.voters.contains(&self.node_id) {
+                        actions.extend(self.become_prospective());
+                    } else {
+                        // An observer forgets the silent leader and asks the voters again.
+                        let epoch = s.epoch;
+                        self.role = Role::Unattached(UnattachedState {
+                            epoch,
+                            voted_id: None,
+                            leader_hint: None,
+                            election_deadline: now + self.timeouts.request_ms,
+                        });
+                        actions.push(Action::LeaderChanged {
+                            epoch,
+                            leader_id: None,
+                        });
+                        actions.extend(self.observer_discover());
+                    }
+                } else if s.fetching_snapshot {
+                    // The driver reports back with on_snapshot_loaded.
+                } else if s.fetch_in_flight_until.is_none_or(|t| now >= t) {
+                    actions.extend(self.send_fetch());
+                }
+            }
+            Role::Leader(s) => {
+                if now >= s.check_quorum_deadline {
+                    let majority = self.voters.len() / 2 + 1;
+                    let window = self.timeouts.fetch_ms * 3 / 2;
+                    let live = s
+                        .voters
+                        .iter()
+                        .filter(|&(&id, p)| {
+                            id == self.node_id
+                                || p.last_fetch_ms
+                                    .is_some_and(|t| now.saturating_sub(t) < window)
+                        })
+                        .count();
+                    if live < majority {
+                        // A leader cut off from a majority steps down instead of accepting
+                        // writes it can never commit (KIP-996's check quorum).
+                        actions.extend(self.resign_inner());
+                        return actions;
+                    }
+                    s.check_quorum_deadline = now + window;
+                }
+                if now >= s.begin_epoch_resend_at {
+                    s.begin_epoch_resend_at = now + self.timeouts.request_ms;
+                    let epoch = s.epoch;
+                    for &to in &s.unacknowledged {
+                        actions.push(Action::Send {
+                            id: 0,
+                            to,
+                            request: Request::BeginEpoch(BeginEpochRequest {
+                                epoch,
+                                leader_id: self.node_id,
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    fn observer_discover(&mut self) -> Vec<Action> {
+        let voters: Vec<i32> = self.voters.iter().copied().collect();
+        if voters.is_empty() {
+            return Vec::new();
+        }
+        let to = voters[self.next_bootstrap % voters.len()];
+        self.next_bootstrap = self.next_bootstrap.wrapping_add(1);
+        vec![Action::Send {
+            id: 0,
+            to,
+            request: Request::Fetch(self.fetch_request()),
+        }]
+    }
+
+    fn fetch_request(&self) -> FetchRequest {
+        FetchRequest {
+            epoch: self.role.epoch(),
+            replica_id: self.node_id,
+            fetch_offset: self.log.end_offset,
+            last_fetched_epoch: self.log.last_epoch(),
+        }
+    }
+
+    fn send_fetch(&mut self) -> Vec<Action> {
+        let request = self.fetch_request();
+        let until = self.now + self.timeouts.request_ms;
+        let Role::Follower(f) = &mut self.role else {
+            return Vec::new();
+        };
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        f.fetch_in_flight_until = Some(until);
+        f.fetch_in_flight_id = id;
+        vec![Action::Send {
+            id,
+            to: f.leader_id,
+            request: Request::Fetch(request),
+        }]
+    }
+
+    /// Leader steps down for a graceful shutdown (or on losing its majority): tells the other
+    /// voters so they elect a successor without waiting for the fetch timeout.
+    pub fn resign(&mut self) -> Vec<Action> {
+        let actions = self.resign_inner();
+        self.number(actions)
+    }
+
+    fn resign_inner(&mut self) -> Vec<Action> {
+        let Role::Leader(leader) = &self.role else {
+            return Vec::new();
+        };
+        let epoch = leader.epoch;
+        let mut successors: Vec<(i64, i32)> = leader
+            .voters
+            .iter()
+            .filter(|&(&id, _)| id != self.node_id)
+            .map(|(&id, p)| (p.end_offset, id))
+            .collect();
+        successors.sort_by(|a, b| b.cmp(a));
+        let preferred: Vec<i32> = successors.iter().map(|&(_, id)| id).collect();
+        let deadline = self.random_election_deadline();
+        self.role = Role::Resigned(ResignedState {
+            epoch,
+            election_deadline: deadline,
+        });
+        let mut actions = vec![Action::LeaderChanged {
+            epoch,
+            leader_id: None,
+        }];
+        for &to in &preferred {
+            actions.push(Action::Send {
+                id: 0,
+                to,
+                request: Request::EndEpoch(EndEpochRequest {
+                    epoch,
+                    leader_id: self.node_id,
+                    preferred_successors: preferred.clone(),
+                }),
+            });
+        }
+        actions
+    }
+
+    fn become_prospective(&mut self) -> Vec<Action> {
+        if !self.is_voter() {
+            return Vec::new();
+        }
+        let (epoch, voted_id) = match &self.role {
+            Role::Unattached(s) => (s.epoch, s.voted_id),
+            Role::Follower(s) => (s.epoch, s.voted_id),
+            Role::Resigned(s) => (s.epoch, Some(self.node_id)),
+            Role::Prospective(s) => (s.epoch, s.voted_id),
+            Role::Candidate(s) => (s.epoch, Some(self.node_id)),
+            Role::Leader(_) => return Vec::new(),
+        };
+        let left_leader = match &self.role {
+            Role::Resigned(_) => Some(self.node_id),
+            Role::Prospective(s) => s.left_leader,
+            _ => self.leader_id(),
+        };
+        if let Some(leader) = left_leader {
+            self.unreachable_leader = Some((epoch, leader));
+        }
+        let had_leader = left_leader.is_some() && !matches!(self.role, Role::Prospective(_));
+        let deadline = self.random_election_deadline();
+        self.role = Role::Prospective(ProspectiveState {
+            epoch,
+            voted_id,
+            left_leader,
+            granted: BTreeSet::from([self.node_id]),
+            rejected: BTreeSet::new(),
+            election_deadline: deadline,
+        });
+        let mut actions = Vec::new();
+        if had_leader {
+            actions.push(Action::LeaderChanged {
+                epoch,
+                leader_id: None,
+            });
+        }
+        if self.majority() <= 1 {
+            actions.extend(self.become_candidate());
+            return actions;
+        }
+        let request = VoteRequest {
+            epoch: epoch + 1,
+            candidate_id: self.node_id,
+            last_epoch: self.log.last_epoch(),
+            end_offset: self.log.end_offset,
+            pre_vote: true,
+        };
+        for &to in self.voters.iter().filter(|&&v| v != self.node_id) {
+            actions.push(Action::Send {
+                id: 0,
+                to,
+                request: Request::Vote(request.clone()),
+            });
+        }
+        actions
+    }
+
+    fn become_candidate(&mut self) -> Vec<Action> {
+        let epoch = self.role.epoch() + 1;
+        let deadline = self.random_election_deadline();
+        self.role = Role::Candidate(CandidateState {
+            epoch,
+            granted: BTreeSet::from([self.node_id]),
+            rejected: BTreeSet::new(),
+            election_deadline: deadline,
+        });
+        let mut actions = vec![
+            Action::PersistElection(self.election_state()),
+            Action::LeaderChanged {
+                epoch,
+                leader_id: None,
+            },
+        ];
+        if self.majority() <= 1 {
+            actions.extend(self.become_leader());
+            return actions;
+        }
+        let request = VoteRequest {
+            epoch,
+            candidate_id: self.node_id,
+            last_epoch: self.log.last_epoch(),
+            end_offset: self.log.end_offset,
+            pre_vote: false,
+        };
+        for &to in self.voters.iter().filter(|&&v| v != self.node_id) {
+            actions.push(Action::Send {
+                id: 0,
+                to,
+                request: Request::Vote(request.clone()),
+            });
+        }
+        actions
+    }
+
+    fn become_leader(&mut self) -> Vec<Action> {
         let epoch = self.role.epoch();
         debug_assert!(matches!(self.role, Role::Candidate(_)));
-        let mut match_offsets = BTreeMap::new();
-        for &v in &self.voters {
-            match_offsets.insert(
-                v,
-                if v == self.node_id {
-                    self.log_end_offset
-                } else {
-                    0
-                },
-            );
-        }
+        let now = self.now;
+        let voters = self
+            .voters
+            .iter()
+            .map(|&v| {
+                let progress = ReplicaProgress {
+                    end_offset: if v == self.node_id {
+                        self.log.end_offset
+                    } else {
+                        -1
+                    },
+                    last_fetch_ms: (v == self.node_id).then_some(now),
+                    last_caught_up_ms: (v == self.node_id).then_some(now),
+                };
+                (v, progress)
+            })
+            .collect();
+        let unacknowledged: BTreeSet<i32> = self
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.node_id)
+            .collect();
         self.role = Role::Leader(LeaderState {
             epoch,
-            epoch_start_offset: self.log_end_offset,
-            match_offsets,
+            epoch_start_offset: self.log.end_offset,
+            voters,
+            observers: BTreeMap::new(),
+            unacknowledged: unacknowledged.clone(),
+            begin_epoch_resend_at: now + self.timeouts.request_ms,
+            check_quorum_deadline: now + self.timeouts.fetch_ms * 3 / 2,
         });
-        vec![
-            Action::PersistElection(ElectionState {
-                epoch,
-                leader_id: Some(self.node_id),
-                voted_id: Some(self.node_id),
-            }),
+        let mut actions = vec![
+            Action::PersistElection(self.election_state()),
             Action::LeaderChanged {
                 epoch,
                 leader_id: Some(self.node_id),
@@ -188,16 +905,690 @@ impl RaftCore {
                 epoch,
                 leader_id: self.node_id,
             },
+        ];
+        for to in unacknowledged {
+            actions.push(Action::Send {
+                id: 0,
+                to,
+                request: Request::BeginEpoch(BeginEpochRequest {
+                    epoch,
+                    leader_id: self.node_id,
+                }),
+            });
+        }
+        actions
+    }
+
+    /// Follows `leader_id` in `epoch` (which is >= ours).
+    fn become_follower(&mut self, epoch: i32, leader_id: i32) -> Vec<Action> {
+        debug_assert!(epoch >= self.role.epoch());
+        if let Role::Follower(f) = &mut self.role
+            && f.epoch == epoch
+            && f.leader_id == leader_id
+        {
+            f.fetch_deadline = self.now + self.timeouts.fetch_ms;
+            return Vec::new();
+        }
+        let voted_id = match &self.role {
+            Role::Unattached(s) if s.epoch == epoch => s.voted_id,
+            Role::Prospective(s) if s.epoch == epoch => s.voted_id,
+            Role::Candidate(s) if s.epoch == epoch => Some(self.node_id),
+            _ => None,
+        };
+        self.role = Role::Follower(FollowerState {
+            epoch,
+            leader_id,
+            voted_id,
+            fetch_deadline: self.now + self.timeouts.fetch_ms,
+            fetch_in_flight_until: None,
+            fetch_in_flight_id: 0,
+            fetching_snapshot: false,
+        });
+        let mut actions = vec![
+            Action::PersistElection(self.election_state()),
+            Action::LeaderChanged {
+                epoch,
+                leader_id: Some(leader_id),
+            },
+        ];
+        actions.extend(self.send_fetch());
+        actions
+    }
+
+    /// Moves to a newer epoch whose leader we do not know.
+    fn become_unattached(&mut self, epoch: i32, voted_id: Option<i32>) -> Vec<Action> {
+        let deadline = self.random_election_deadline();
+        self.role = Role::Unattached(UnattachedState {
+            epoch,
+            voted_id,
+            leader_hint: None,
+            election_deadline: deadline,
+        });
+        vec![
+            Action::PersistElection(self.election_state()),
+            Action::LeaderChanged {
+                epoch,
+                leader_id: None,
+            },
         ]
     }
 
-    /// The local log now ends at `end_offset` and everything below it is durable.
+    /// Any message naming a newer epoch (and maybe its leader) moves us there first.
+    fn observe_epoch(&mut self, epoch: i32, leader_id: Option<i32>) -> Vec<Action> {
+        let current = self.role.epoch();
+        if epoch < current {
+            return Vec::new();
+        }
+        match leader_id {
+            Some(leader) if leader == self.node_id => Vec::new(),
+            // Hearsay about the leader we just gave up on does not bring us back to it.
+            Some(leader)
+                if epoch == current && self.unreachable_leader == Some((epoch, leader)) =>
+            {
+                Vec::new()
+            }
+            Some(leader) => {
+                if epoch > current || self.leader_id().is_none() {
+                    self.become_follower(epoch, leader)
+                } else {
+                    Vec::new()
+                }
+            }
+            None if epoch > current => self.become_unattached(epoch, None),
+            None => Vec::new(),
+        }
+    }
+
+    /// A request from another node. Returns the answer and what to do.
+    pub fn handle_request(
+        &mut self,
+        now: u64,
+        from: i32,
+        request: Request,
+    ) -> (Response, Vec<Action>) {
+        let (response, actions) = self.handle_request_inner(now, from, request);
+        (response, self.number(actions))
+    }
+
+    fn handle_request_inner(
+        &mut self,
+        now: u64,
+        from: i32,
+        request: Request,
+    ) -> (Response, Vec<Action>) {
+        self.now = self.now.max(now);
+        match request {
+            Request::Vote(r) => {
+                let (resp, actions) = self.handle_vote(r);
+                (Response::Vote(resp), actions)
+            }
+            Request::BeginEpoch(r) => {
+                let (resp, actions) = self.handle_begin_epoch(r);
+                (Response::BeginEpoch(resp), actions)
+            }
+            Request::EndEpoch(r) => {
+                let (resp, actions) = self.handle_end_epoch(r);
+                (Response::EndEpoch(resp), actions)
+            }
+            Request::Fetch(r) => {
+                let _ = from;
+                let (resp, actions) = self.handle_fetch(r);
+                (Response::Fetch(resp), actions)
+            }
+        }
+    }
+
+    fn log_is_up_to_date(&self, last_epoch: i32, end_offset: i64) -> bool {
+        (last_epoch, end_offset) >= (self.log.last_epoch(), self.log.end_offset)
+    }
+
+    fn handle_vote(&mut self, r: VoteRequest) -> (VoteResponse, Vec<Action>) {
+        let mut actions = Vec::new();
+        let reject = |core: &RaftCore, error: Option<RaftErrorCode>| VoteResponse {
+            error,
+            epoch: core.role.epoch(),
+            leader_id: core.leader_id(),
+            granted: false,
+            pre_vote: r.pre_vote,
+        };
+        if !self.voters.contains(&r.candidate_id) || !self.is_voter() {
+            return (
+                reject(self, Some(RaftErrorCode::InconsistentVoterSet)),
+                actions,
+            );
+        }
+        if r.epoch < self.role.epoch() {
+            return (
+                reject(self, Some(RaftErrorCode::FencedLeaderEpoch)),
+                actions,
+            );
+        }
+        let up_to_date = self.log_is_up_to_date(r.last_epoch, r.end_offset);
+        if r.pre_vote {
+            // A pre-vote changes nothing here. It is refused while we still hear from a leader,
+            // so a node that was cut off cannot disrupt a healthy quorum when it comes back.
+            let leader_alive = match &self.role {
+                Role::Leader(_) => true,
+                Role::Follower(f) => self.now < f.fetch_deadline,
+                _ => false,
+            };
+            let granted = up_to_date && !leader_alive;
+            return (
+                VoteResponse {
+                    error: None,
+                    epoch: self.role.epoch(),
+                    leader_id: self.leader_id(),
+                    granted,
+                    pre_vote: true,
+                },
+                actions,
+            );
+        }
+        if r.epoch > self.role.epoch() {
+            if matches!(self.role, Role::Leader(_)) {
+                actions.push(Action::LeaderChanged {
+                    epoch: r.epoch,
+                    leader_id: None,
+                });
+            }
+            actions.extend(self.become_unattached(r.epoch, None));
+        }
+        let can_vote = match &self.role {
+            Role::Unattached(s) => s.voted_id.is_none_or(|v| v == r.candidate_id),
+            Role::Prospective(s) => s.voted_id.is_none_or(|v| v == r.candidate_id),
+            Role::Follower(s) => s.voted_id == Some(r.candidate_id),
+            _ => false,
+        };
+        let granted = can_vote && up_to_date;
+        if granted {
+            let already = match &self.role {
+                Role::Unattached(s) => s.voted_id == Some(r.candidate_id),
+                Role::Prospective(s) => s.voted_id == Some(r.candidate_id),
+                _ => true,
+            };
+            if !already {
+                let deadline = self.random_election_deadline();
+                self.role = Role::Unattached(UnattachedState {
+                    epoch: r.epoch,
+                    voted_id: Some(r.candidate_id),
+                    leader_hint: None,
+                    election_deadline: deadline,
+                });
+                actions.push(Action::PersistElection(self.election_state()));
+            }
+        }
+        (
+            VoteResponse {
+                error: None,
+                epoch: self.role.epoch(),
+                leader_id: self.leader_id(),
+                granted,
+                pre_vote: false,
+            },
+            actions,
+        )
+    }
+
+    fn epoch_response(&self, error: Option<RaftErrorCode>) -> EpochResponse {
+        EpochResponse {
+            error,
+            epoch: self.role.epoch(),
+            leader_id: self.leader_id(),
+        }
+    }
+
+    fn handle_begin_epoch(&mut self, r: BeginEpochRequest) -> (EpochResponse, Vec<Action>) {
+        if r.epoch < self.role.epoch() {
+            return (
+                self.epoch_response(Some(RaftErrorCode::FencedLeaderEpoch)),
+                Vec::new(),
+            );
+        }
+        if r.epoch == self.role.epoch()
+            && let Role::Leader(_) | Role::Resigned(_) = self.role
+        {
+            // Two leaders in one epoch cannot happen; refuse rather than follow.
+            return (
+                self.epoch_response(Some(RaftErrorCode::InconsistentVoterSet)),
+                Vec::new(),
+            );
+        }
+        self.unreachable_leader = None;
+        let actions = self.become_follower(r.epoch, r.leader_id);
+        (self.epoch_response(None), actions)
+    }
+
+    fn handle_end_epoch(&mut self, r: EndEpochRequest) -> (EpochResponse, Vec<Action>) {
+        if r.epoch < self.role.epoch() {
+            return (
+                self.epoch_response(Some(RaftErrorCode::FencedLeaderEpoch)),
+                Vec::new(),
+            );
+        }
+        let mut actions = Vec::new();
+        if r.epoch > self.role.epoch() {
+            actions.extend(self.become_unattached(r.epoch, None));
+        }
+        let following_sender =
+            matches!(&self.role, Role::Follower(f) if f.leader_id == r.leader_id);
+        if following_sender || matches!(self.role, Role::Unattached(_)) {
+            // The preferred successor tries at once; the others give it a head start.
+            let rank = r
+                .preferred_successors
+                .iter()
+                .position(|&v| v == self.node_id)
+                .unwrap_or(r.preferred_successors.len()) as u64;
+            let head_start = if rank == 0 {
+                0
+            } else {
+                (self.timeouts.election_backoff_max_ms / 4).max(1) * rank
+                    + self
+                        .rng
+                        .below(self.timeouts.election_backoff_max_ms / 4 + 1)
+            };
+            let epoch = self.role.epoch();
+            self.unreachable_leader = Some((epoch, r.leader_id));
+            let voted_id = match &self.role {
+                Role::Follower(f) => f.voted_id,
+                Role::Unattached(s) => s.voted_id,
+                _ => None,
+            };
+            self.role = Role::Unattached(UnattachedState {
+                epoch,
+                voted_id,
+                leader_hint: None,
+                election_deadline: self.now + head_start,
+            });
+            if following_sender {
+                actions.push(Action::PersistElection(self.election_state()));
+                actions.push(Action::LeaderChanged {
+                    epoch,
+                    leader_id: None,
+                });
+            }
+            if head_start == 0 {
+                actions.extend(self.become_prospective());
+            }
+        }
+        (self.epoch_response(None), actions)
+    }
+
+    fn fetch_error(&self, error: RaftErrorCode) -> FetchResponse {
+        FetchResponse {
+            error: Some(error),
+            epoch: self.role.epoch(),
+            leader_id: self.leader_id(),
+            high_watermark: -1,
+            log_start_offset: self.log.start_offset,
+            diverging: None,
+            snapshot: None,
+            read_from: None,
+            batches: Vec::new(),
+        }
+    }
+
+    fn handle_fetch(&mut self, r: FetchRequest) -> (FetchResponse, Vec<Action>) {
+        let mut actions = Vec::new();
+        if r.epoch > self.role.epoch() {
+            // The fetcher knows a newer epoch than we do; it will tell us its leader, or the
+            // leader will. Until then we cannot serve it.
+            return (self.fetch_error(RaftErrorCode::UnknownLeaderEpoch), actions);
+        }
+        let Role::Leader(_) = &self.role else {
+            return (
+                self.fetch_error(RaftErrorCode::NotLeaderOrFollower),
+                actions,
+            );
+        };
+        if r.epoch < self.role.epoch() {
+            return (self.fetch_error(RaftErrorCode::FencedLeaderEpoch), actions);
+        }
+        let mut response = FetchResponse {
+            error: None,
+            epoch: self.role.epoch(),
+            leader_id: Some(self.node_id),
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log.start_offset,
+            diverging: None,
+            snapshot: None,
+            read_from: None,
+            batches: Vec::new(),
+        };
+        let valid = self.validate_fetch_position(r.fetch_offset, r.last_fetched_epoch);
+        match valid {
+            FetchPosition::Valid => response.read_from = Some(r.fetch_offset),
+            FetchPosition::Diverging(epoch, end) => {
+                response.diverging = Some((epoch, end));
+                return (response, actions);
+            }
+            FetchPosition::SnapshotNeeded(id) => {
+                response.snapshot = Some(id);
+                return (response, actions);
+            }
+        }
+        let now = self.now;
+        let log_end = self.log.end_offset;
+        let is_voter = self.voters.contains(&r.replica_id);
+        let Role::Leader(leader) = &mut self.role else {
+            return (response, actions);
+        };
+        leader.unacknowledged.remove(&r.replica_id);
+        let map = if is_voter {
+            &mut leader.voters
+        } else {
+            &mut leader.observers
+        };
+        let progress = map.entry(r.replica_id).or_insert(ReplicaProgress {
+            end_offset: -1,
+            last_fetch_ms: None,
+            last_caught_up_ms: None,
+        });
+        progress.end_offset = r.fetch_offset;
+        progress.last_fetch_ms = Some(now);
+        if r.fetch_offset >= log_end {
+            progress.last_caught_up_ms = Some(now);
+        }
+        if is_voter {
+            actions.extend(self.maybe_advance_high_watermark());
+            response.high_watermark = self.high_watermark;
+        }
+        (response, actions)
+    }
+
+    fn validate_fetch_position(&self, fetch_offset: i64, last_fetched_epoch: i32) -> FetchPosition {
+        if let Some(snapshot) = self.log.snapshot
+            && fetch_offset < self.log.start_offset.max(snapshot.end_offset)
+            && fetch_offset < snapshot.end_offset
+            && (fetch_offset < self.log.start_offset || last_fetched_epoch < snapshot.epoch)
+        {
+            return FetchPosition::SnapshotNeeded(snapshot);
+        }
+        if fetch_offset == 0 && last_fetched_epoch == 0 {
+            return FetchPosition::Valid;
+        }
+        match self.log.end_offset_for_epoch(last_fetched_epoch) {
+            Some((epoch, end)) if epoch == last_fetched_epoch && fetch_offset <= end => {
+                FetchPosition::Valid
+            }
+            Some((epoch, end)) => FetchPosition::Diverging(epoch, end.min(fetch_offset)),
+            None => match self.log.snapshot {
+                Some(s) => FetchPosition::SnapshotNeeded(s),
+                None => FetchPosition::Diverging(0, 0),
+            },
+        }
+    }
+
+    /// An answer to a request this node sent to `from`.
+    pub fn handle_response(
+        &mut self,
+        now: u64,
+        from: i32,
+        id: u64,
+        response: Response,
+    ) -> Vec<Action> {
+        let actions = self.handle_response_inner(now, from, id, response);
+        self.number(actions)
+    }
+
+    fn handle_response_inner(
+        &mut self,
+        now: u64,
+        from: i32,
+        id: u64,
+        response: Response,
+    ) -> Vec<Action> {
+        self.now = self.now.max(now);
+        if let (Response::Fetch(_), Role::Follower(f)) = (&response, &self.role)
+            && f.fetch_in_flight_id != id
+        {
+            return Vec::new();
+        }
+        match response {
+            Response::Vote(r) => self.handle_vote_response(from, r),
+            Response::BeginEpoch(r) => {
+                let mut actions = self.observe_epoch(r.epoch, r.leader_id);
+                if r.error.is_none()
+                    && let Role::Leader(l) = &mut self.role
+                    && l.epoch == r.epoch
+                {
+                    l.unacknowledged.remove(&from);
+                }
+                actions.shrink_to_fit();
+                actions
+            }
+            Response::EndEpoch(r) => self.observe_epoch(r.epoch, r.leader_id),
+            Response::Fetch(r) => self.handle_fetch_response(from, r),
+        }
+    }
+
+    /// A request to `to` got no answer (connection refused, timeout): forget it was in flight.
+    pub fn handle_request_failed(&mut self, now: u64, to: i32, id: u64) -> Vec<Action> {
+        self.now = self.now.max(now);
+        {
+            if let Role::Follower(f) = &mut self.role
+                && f.leader_id == to
+                && f.fetch_in_flight_id == id
+            {
+                // Retry after a short pause rather than hammering a dead leader.
+                f.fetch_in_flight_until = Some(self.now + self.timeouts.request_ms.min(100));
+            }
+        }
+        Vec::new()
+    }
+
+    fn handle_vote_response(&mut self, from: i32, r: VoteResponse) -> Vec<Action> {
+        if r.leader_id == Some(from) {
+            // The leader answered us itself: it is reachable after all.
+            self.unreachable_leader = None;
+        }
+        if r.epoch > self.role.epoch() {
+            return self.observe_epoch(r.epoch, r.leader_id);
+        }
+        if let Some(leader) = r.leader_id
+            && r.epoch == self.role.epoch()
+            && leader != self.node_id
+            && self.unreachable_leader != Some((r.epoch, leader))
+            && !matches!(self.role, Role::Leader(_))
+        {
+            return self.observe_epoch(r.epoch, Some(leader));
+        }
+        let majority = self.majority();
+        let voters = self.voters.len();
+        match &mut self.role {
+            Role::Prospective(s) if r.pre_vote && r.epoch <= s.epoch + 1 => {
+                // A voter still in an older epoch can never follow us back down to it: our
+                // epoch is durable. Only a real election moves it forward, so its refusal
+                // counts for going ahead.
+                if r.granted || r.epoch < s.epoch {
+                    s.granted.insert(from);
+                } else {
+                    s.rejected.insert(from);
+                }
+                if s.granted.len() >= majority {
+                    return self.become_candidate();
+                }
+                if s.rejected.len() > voters - majority {
+                    // A majority refused: wait a backoff, then maybe try again.
+                    let (epoch, voted_id) = (s.epoch, s.voted_id);
+                    let deadline = self.random_backoff() + self.timeouts.election_ms;
+                    self.role = Role::Unattached(UnattachedState {
+                        epoch,
+                        voted_id,
+                        leader_hint: None,
+                        election_deadline: deadline,
+                    });
+                }
+                Vec::new()
+            }
+            Role::Candidate(s) if !r.pre_vote && r.epoch == s.epoch => {
+                if r.granted {
+                    s.granted.insert(from);
+                } else {
+                    s.rejected.insert(from);
+                }
+                if s.granted.len() >= majority {
+                    return self.become_leader();
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn handle_fetch_response(&mut self, from: i32, r: FetchResponse) -> Vec<Action> {
+        if let Some(error) = r.error {
+            let mut actions = Vec::new();
+            if let Role::Follower(f) = &mut self.role
+                && f.leader_id == from
+            {
+                f.fetch_in_flight_until = Some(self.now + self.timeouts.request_ms.min(100));
+            }
+            match error {
+                RaftErrorCode::FencedLeaderEpoch | RaftErrorCode::NotLeaderOrFollower => {
+                    actions.extend(self.observe_epoch(r.epoch, r.leader_id));
+                }
+                _ => {}
+            }
+            return actions;
+        }
+        let Some(leader) = r.leader_id else {
+            return Vec::new();
+        };
+        if r.epoch > self.role.epoch()
+            || (r.epoch == self.role.epoch() && self.leader_id().is_none())
+        {
+            if leader == from {
+                // The leader answered us itself: it is reachable after all.
+                self.unreachable_leader = None;
+            }
+            let mut actions = self.observe_epoch(r.epoch, Some(leader));
+            // The answer was to an older fetch; fetch again in the new epoch.
+            if let Role::Follower(f) = &mut self.role {
+                f.fetch_in_flight_until = None;
+            }
+            actions.extend(self.tick_inner(self.now));
+            return actions;
+        }
+        let now = self.now;
+        let fetch_ms = self.timeouts.fetch_ms;
+        let Role::Follower(f) = &mut self.role else {
+            return Vec::new();
+        };
+        // Only the answer to the fetch in flight counts: a duplicate or a late answer would
+        // start a second fetch chain.
+        if f.epoch != r.epoch || f.leader_id != from {
+            return Vec::new();
+        }
+        f.fetch_deadline = now + fetch_ms;
+        f.fetch_in_flight_until = None;
+        let mut actions = Vec::new();
+        if let Some((epoch, end)) = r.diverging {
+            let local_end = self
+                .log
+                .end_offset_for_epoch(epoch)
+                .map(|(_, end)| end)
+                .unwrap_or(self.log.start_offset);
+            let to = end
+                .min(local_end)
+                .max(self.high_watermark.min(self.log.end_offset));
+            let to = to.max(self.log.start_offset);
+            if to < self.log.end_offset {
+                self.log.truncate_to(to);
+                actions.push(Action::Truncate(to));
+            }
+            // No high watermark from this answer: our log past the divergence point is not
+            // known to match the leader's yet.
+            actions.extend(self.send_fetch());
+            return actions;
+        } else if let Some(snapshot) = r.snapshot {
+            f.fetching_snapshot = true;
+            actions.push(Action::FetchSnapshot { from, snapshot });
+            return actions;
+        } else if let Some(first) = r.batches.first() {
+            if first.base_offset != self.log.end_offset {
+                // An answer to a position we no longer hold; fetch again from our end.
+                actions.extend(self.send_fetch());
+                return actions;
+            }
+            for b in &r.batches {
+                self.log
+                    .record_append(b.epoch, b.base_offset, b.last_offset + 1);
+            }
+            actions.push(Action::AppendFetched);
+        }
+        let hw = r.high_watermark.min(self.log.end_offset);
+        if hw > self.high_watermark {
+            self.high_watermark = hw;
+            actions.push(Action::AdvanceHighWatermark(hw));
+        }
+        actions.extend(self.send_fetch());
+        actions
+    }
+
+    /// The driver installed `snapshot` as the start of the local log.
+    pub fn on_snapshot_loaded(&mut self, now: u64, snapshot: SnapshotId) -> Vec<Action> {
+        let actions = self.on_snapshot_loaded_inner(now, snapshot);
+        self.number(actions)
+    }
+
+    fn on_snapshot_loaded_inner(&mut self, now: u64, snapshot: SnapshotId) -> Vec<Action> {
+        self.now = self.now.max(now);
+        self.log = LogSummary {
+            start_offset: snapshot.end_offset,
+            end_offset: snapshot.end_offset,
+            epochs: Vec::new(),
+            snapshot: Some(snapshot),
+        };
+        let mut actions = Vec::new();
+        if snapshot.end_offset > self.high_watermark {
+            self.high_watermark = snapshot.end_offset;
+            actions.push(Action::AdvanceHighWatermark(snapshot.end_offset));
+        }
+        if let Role::Follower(f) = &mut self.role {
+            f.fetching_snapshot = false;
+            f.fetch_in_flight_until = None;
+            actions.extend(self.send_fetch());
+        }
+        actions
+    }
+
+    /// The fetch of a snapshot failed; go back to fetching the log (which asks again).
+    pub fn on_snapshot_failed(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        if let Role::Follower(f) = &mut self.role {
+            f.fetching_snapshot = false;
+            f.fetch_in_flight_until = Some(self.now + self.timeouts.request_ms.min(100));
+        }
+    }
+
+    /// The driver took a snapshot locally and may drop the log below `log_start_offset`.
+    pub fn on_snapshot_taken(&mut self, snapshot: SnapshotId, log_start_offset: i64) {
+        if self.log.snapshot.is_none_or(|s| s < snapshot) {
+            self.log.snapshot = Some(snapshot);
+        }
+        if log_start_offset > self.log.start_offset {
+            self.log.start_offset = log_start_offset.min(self.log.end_offset);
+            self.log
+                .epochs
+                .retain(|&(_, start)| start >= log_start_offset);
+        }
+    }
+
+    /// The leader appended (and flushed) records of its epoch; the log now ends at `end_offset`.
     pub fn on_local_flush(&mut self, end_offset: i64) -> Vec<Action> {
         debug_assert!(end_offset >= self.high_watermark);
-        self.log_end_offset = end_offset;
-        let node_id = self.node_id;
-        if let Role::Leader(leader) = &mut self.role {
-            leader.match_offsets.insert(node_id, end_offset);
+        let Role::Leader(leader) = &mut self.role else {
+            return Vec::new();
+        };
+        let epoch = leader.epoch;
+        let base = self.log.end_offset;
+        if end_offset > base {
+            self.log.record_append(epoch, base, end_offset);
+        }
+        if let Some(me) = leader.voters.get_mut(&self.node_id) {
+            me.end_offset = end_offset;
+            me.last_fetch_ms = Some(self.now);
+            me.last_caught_up_ms = Some(self.now);
         }
         self.maybe_advance_high_watermark()
     }
@@ -206,7 +1597,7 @@ impl RaftCore {
         let Role::Leader(leader) = &self.role else {
             return Vec::new();
         };
-        let mut offsets: Vec<i64> = leader.match_offsets.values().copied().collect();
+        let mut offsets: Vec<i64> = leader.voters.values().map(|p| p.end_offset).collect();
         offsets.sort_unstable_by(|a, b| b.cmp(a));
         let Some(&candidate) = offsets.get(self.majority() - 1) else {
             return Vec::new();
@@ -220,46 +1611,50 @@ impl RaftCore {
     }
 }
 
+enum FetchPosition {
+    Valid,
+    Diverging(i32, i64),
+    SnapshotNeeded(SnapshotId),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_voter_elects_itself_and_commits_its_epoch() {
-        let mut core = RaftCore::new(
+    fn single(epoch: i32, end: i64) -> RaftCore {
+        RaftCore::new(
             1,
             vec![1],
+            Timeouts::default(),
             ElectionState {
-                epoch: 4,
+                epoch,
                 leader_id: Some(1),
                 voted_id: Some(1),
             },
-            10,
-        );
-        let actions = core.start();
-        assert_eq!(
-            actions,
-            vec![
-                Action::PersistElection(ElectionState {
-                    epoch: 5,
-                    leader_id: None,
-                    voted_id: Some(1)
-                }),
-                Action::PersistElection(ElectionState {
-                    epoch: 5,
-                    leader_id: Some(1),
-                    voted_id: Some(1)
-                }),
-                Action::LeaderChanged {
-                    epoch: 5,
-                    leader_id: Some(1)
-                },
-                Action::AppendLeaderChange {
-                    epoch: 5,
-                    leader_id: 1
-                },
-            ]
-        );
+            LogSummary {
+                start_offset: 0,
+                end_offset: end,
+                epochs: vec![(epoch, 0)],
+                snapshot: None,
+            },
+            7,
+            0,
+        )
+    }
+
+    #[test]
+    fn only_voter_elects_itself_and_commits_its_epoch() {
+        let mut core = single(4, 10);
+        let actions = core.start(0);
+        assert!(actions.contains(&Action::PersistElection(ElectionState {
+            epoch: 5,
+            leader_id: Some(1),
+            voted_id: Some(1)
+        })));
+        assert!(actions.contains(&Action::AppendLeaderChange {
+            epoch: 5,
+            leader_id: 1
+        }));
         assert_eq!(core.leader_epoch(), Some(5));
         // Old entries do not commit until the new epoch's LeaderChange (offset 10) is durable.
         assert_eq!(core.on_local_flush(10), vec![]);
@@ -267,15 +1662,99 @@ mod tests {
             core.on_local_flush(11),
             vec![Action::AdvanceHighWatermark(11)]
         );
-        assert_eq!(core.high_watermark(), 11);
+        assert_eq!(core.log().epochs, vec![(4, 0), (5, 10)]);
     }
 
     #[test]
-    fn non_voter_and_multi_voter_wait() {
-        let mut observer = RaftCore::new(9, vec![1], ElectionState::default(), 0);
-        assert!(observer.start().is_empty());
-        let mut three = RaftCore::new(1, vec![1, 2, 3], ElectionState::default(), 0);
-        assert!(three.start().is_empty());
-        assert_eq!(three.leader_epoch(), None);
+    fn end_offset_for_epoch_follows_kafka() {
+        let log = LogSummary {
+            start_offset: 0,
+            end_offset: 30,
+            epochs: vec![(1, 0), (3, 10), (4, 25)],
+            snapshot: None,
+        };
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 10)));
+        assert_eq!(log.end_offset_for_epoch(2), Some((1, 10)));
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, 25)));
+        assert_eq!(log.end_offset_for_epoch(9), Some((4, 30)));
+        assert_eq!(log.end_offset_for_epoch(0), None);
+    }
+
+    #[test]
+    fn voter_refuses_a_candidate_with_a_shorter_log() {
+        let mut core = RaftCore::new(
+            2,
+            vec![1, 2, 3],
+            Timeouts::default(),
+            ElectionState::default(),
+            LogSummary {
+                start_offset: 0,
+                end_offset: 5,
+                epochs: vec![(1, 0)],
+                snapshot: None,
+            },
+            1,
+            0,
+        );
+        let (resp, _) = core.handle_request(
+            0,
+            3,
+            Request::Vote(VoteRequest {
+                epoch: 2,
+                candidate_id: 3,
+                last_epoch: 1,
+                end_offset: 4,
+                pre_vote: false,
+            }),
+        );
+        let Response::Vote(v) = resp else { panic!() };
+        assert!(!v.granted);
+        assert_eq!(v.epoch, 2);
+        let (resp, actions) = core.handle_request(
+            0,
+            1,
+            Request::Vote(VoteRequest {
+                epoch: 2,
+                candidate_id: 1,
+                last_epoch: 1,
+                end_offset: 5,
+                pre_vote: false,
+            }),
+        );
+        let Response::Vote(v) = resp else { panic!() };
+        assert!(v.granted);
+        assert!(actions.contains(&Action::PersistElection(ElectionState {
+            epoch: 2,
+            leader_id: None,
+            voted_id: Some(1)
+        })));
+    }
+
+    #[test]
+    fn leader_sends_the_divergence_point() {
+        let mut core = single(3, 20);
+        core.voters = BTreeSet::from([1, 2, 3]);
+        core.log.epochs = vec![(1, 0), (3, 8)];
+        core.role = Role::Candidate(CandidateState {
+            epoch: 4,
+            granted: BTreeSet::from([1]),
+            rejected: BTreeSet::new(),
+            election_deadline: 100,
+        });
+        core.become_leader();
+        core.on_local_flush(21);
+        let (resp, _) = core.handle_request(
+            0,
+            2,
+            Request::Fetch(FetchRequest {
+                epoch: 4,
+                replica_id: 2,
+                fetch_offset: 12,
+                last_fetched_epoch: 2,
+            }),
+        );
+        let Response::Fetch(f) = resp else { panic!() };
+        assert_eq!(f.diverging, Some((1, 8)));
+        assert_eq!(f.read_from, None);
     }
 }

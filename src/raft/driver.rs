@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
 use super::METADATA_LOG_DIR_NAME;
-use super::core::{Action, RaftCore};
+use super::core::{Action, LogSummary, RaftCore, Timeouts};
 use super::quorum_state::{ElectionState, QuorumStateFile};
 use crate::log::{LogConfig, LogError, PartitionLog, ReadInfo};
 use crate::protocol::record_batch::{self, BatchOptions, NewRecord};
@@ -130,11 +130,20 @@ impl RaftDriver {
         let quorum_state = QuorumStateFile::new(&dir);
         let stored = quorum_state.read()?;
         let election = stored.map(|s| s.election).unwrap_or_default();
+        let summary = LogSummary {
+            start_offset: log.log_start_offset(),
+            end_offset: log.log_end_offset(),
+            epochs: log.leader_epochs().to_vec(),
+            snapshot: None,
+        };
         let core = RaftCore::new(
             config.node_id,
             config.voters.clone(),
+            Timeouts::default(),
             election,
-            log.log_end_offset(),
+            summary,
+            rand_seed(),
+            0,
         );
         let log = Arc::new(Mutex::new(log));
         let (ptx, prx) = mpsc::channel(PROPOSAL_QUEUE);
@@ -165,7 +174,7 @@ impl RaftDriver {
 
     /// Runs until `shutdown`; then flushes and closes the metadata log.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RaftError> {
-        let actions = self.core.start();
+        let actions = self.core.start(0);
         self.execute(actions)?;
         loop {
             tokio::select! {
@@ -244,6 +253,7 @@ impl RaftDriver {
                 Action::AdvanceHighWatermark(hw) => {
                     self.high_watermark.send_replace(hw);
                 }
+                _ => {}
             }
         }
         Ok(())
@@ -311,4 +321,8 @@ fn leader_change_value(leader_id: i32, voters: &[i32]) -> Result<Bytes, RaftErro
     msg.encode(&mut buf, 0)
         .map_err(|e| RaftError::Encode(e.to_string()))?;
     Ok(buf.freeze())
+}
+
+fn rand_seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
 }
