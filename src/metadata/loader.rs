@@ -263,16 +263,23 @@ impl MetadataLoader {
         let path = id.path_in(&state.dir);
         let snap = snapshot::read_snapshot(&path)?;
         let mut image = MetadataImage::default();
+        let mut skipped = 0usize;
         for (i, value) in snap.records.iter().enumerate() {
             match MetadataRecord::decode(value) {
                 Ok(r) => image.apply(&r),
+                // As for the log: a record kraftd has no use for (ACLs, controller registrations
+                // in a Kafka-written snapshot) is skipped. The batch CRCs already passed, so
+                // this is not corruption.
                 Err(e) => {
-                    return Err(SnapshotError::Corrupt {
-                        path,
-                        problem: format!("data record {i} is not a metadata record: {e}"),
-                    });
+                    if skipped == 0 {
+                        warn!(snapshot = %path.display(), record = i, error = %e, "skipping undecodable metadata records in the snapshot");
+                    }
+                    skipped += 1;
                 }
             }
+        }
+        if skipped > 1 {
+            warn!(snapshot = %path.display(), skipped, "skipped undecodable metadata records in the snapshot");
         }
         image.offset = id.end_offset;
         self.image = image;
@@ -991,6 +998,39 @@ mod tests {
         assert_eq!(*image, full_fold(&batches, 9));
         let _ = stop.send(true);
         task.await.expect("loader");
+    }
+
+    #[test]
+    fn records_kraftd_does_not_know_are_skipped_in_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Frame version 1, a record type kraftd does not model (RegisterControllerRecord, 27),
+        // version 0, empty body: what a Kafka-written snapshot may hold.
+        let unknown = vec![1u8, 27, 0];
+        assert!(matches!(
+            MetadataRecord::decode(&unknown),
+            Err(crate::metadata::records::MetadataRecordError::UnknownRecordType(27))
+        ));
+        let mut values = vec![unknown];
+        values.extend(topic(1, "a").iter().map(MetadataRecord::encode));
+        let id = SnapshotId {
+            end_offset: 3,
+            epoch: 1,
+        };
+        snapshot::write_snapshot(dir.path(), id, &values, &SnapshotControl::default())
+            .expect("write");
+        let (written, _) = watch::channel(None);
+        let (loader, _reader) = MetadataLoader::with_snapshots(
+            FakeLog::new(),
+            vec![],
+            LoaderSnapshots {
+                dir: dir.path().to_path_buf(),
+                policy: SnapshotPolicy::default(),
+                written,
+            },
+        )
+        .expect("loads");
+        assert_eq!(loader.image, full_fold(&[topic(1, "a")], 3));
+        assert_eq!(loader.position.last_epoch, 1);
     }
 
     #[test]
