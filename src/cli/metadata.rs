@@ -17,7 +17,35 @@ use crate::protocol::record_batch::BatchIter;
 use crate::raft::METADATA_LOG_DIR_NAME;
 use crate::raft::snapshot::{self, VoterSpec, control_record_type, control_type};
 
+/// Said by the writer when the reader of stdout went away (`kraftd metadata dump | head`): the
+/// dump stops quietly, as other command line tools do.
+const OUTPUT_CLOSED: &str = "output closed";
+
+fn write_line(out: &mut impl std::io::Write, line: String) -> Result<(), String> {
+    writeln!(out, "{line}").map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => OUTPUT_CLOSED.to_string(),
+        _ => e.to_string(),
+    })
+}
+
+/// Ends a dump: a closed output is success.
+fn finish(result: Result<(), String>) -> Result<(), String> {
+    match result {
+        Err(e) if e == OUTPUT_CLOSED => Ok(()),
+        other => other,
+    }
+}
+
 pub(crate) fn dump(metadata_log_dir: &Path, out: &mut impl std::io::Write) -> Result<(), String> {
+    finish(dump_dir(metadata_log_dir, out))
+}
+
+/// Prints one file of record batches: a log segment or a snapshot.
+pub(crate) fn dump_file(path: &Path, out: &mut impl std::io::Write) -> Result<(), String> {
+    finish(dump_one(path, out))
+}
+
+fn dump_dir(metadata_log_dir: &Path, out: &mut impl std::io::Write) -> Result<(), String> {
     let dir = metadata_log_dir.join(METADATA_LOG_DIR_NAME);
     let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| {
@@ -32,23 +60,22 @@ pub(crate) fn dump(metadata_log_dir: &Path, out: &mut impl std::io::Write) -> Re
     segments.sort();
     let snapshots = snapshot::list_snapshots(&dir).map_err(|e| e.to_string())?;
     for id in snapshots {
-        dump_file(&id.path_in(&dir), out)?;
+        dump_one(&id.path_in(&dir), out)?;
     }
     for segment in segments {
-        dump_file(&segment, out)?;
+        dump_one(&segment, out)?;
     }
     Ok(())
 }
 
-/// Prints one file of record batches: a log segment or a snapshot.
-pub(crate) fn dump_file(path: &Path, out: &mut impl std::io::Write) -> Result<(), String> {
+fn dump_one(path: &Path, out: &mut impl std::io::Write) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| {
         format!(
             "{}: {e}. Fix: give the path of a .checkpoint or .log file",
             path.display()
         )
     })?;
-    let mut w = |line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
+    let mut w = |line: String| write_line(out, line);
     w(format!("# {}", path.display()))?;
     for batch in BatchIter::new(&bytes) {
         let batch = match batch {
