@@ -37,10 +37,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum MetadataCommand {
-    /// Print every record of the metadata log (`__cluster_metadata-0`), read-only.
+    /// Print every snapshot and record of the metadata log (`__cluster_metadata-0`), read-only.
     Dump {
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[arg(short = 'c', long = "config", required_unless_present = "snapshot")]
+        config: Option<PathBuf>,
+        /// Print only this snapshot (`.checkpoint`) or segment file.
+        #[arg(long, value_name = "PATH", conflicts_with = "config")]
+        snapshot: Option<PathBuf>,
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
@@ -61,9 +64,22 @@ enum StorageCommand {
         /// Skip directories that are already formatted instead of failing.
         #[arg(short = 'g', long = "ignore-formatted")]
         ignore_formatted: bool,
-        /// Format as the only voter of a new quorum (Kafka 4.x `--standalone`).
-        #[arg(short = 's', long)]
+        /// Format this controller as the only voter of a new dynamic quorum (KIP-853): writes
+        /// the bootstrap snapshot naming it.
+        #[arg(short = 's', long, conflicts_with_all = ["initial_controllers", "no_initial_controllers"])]
         standalone: bool,
+        /// The initial voters of a new dynamic quorum, the same list on every node:
+        /// id@host:port:directoryId,...
+        #[arg(
+            short = 'I',
+            long,
+            value_name = "VOTERS",
+            conflicts_with = "no_initial_controllers"
+        )]
+        initial_controllers: Option<String>,
+        /// Format without initial voters: the node joins a dynamic quorum formatted elsewhere.
+        #[arg(short = 'N', long)]
+        no_initial_controllers: bool,
         /// Override a config key for this command.
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -140,18 +156,33 @@ pub fn run() -> i32 {
             config,
             ignore_formatted,
             standalone,
+            initial_controllers,
+            no_initial_controllers,
             overrides,
-        }) => parse_overrides(&overrides)
-            .and_then(|o| storage::format(&config, &o, &cluster_id, ignore_formatted, standalone)),
+        }) => {
+            let quorum = match (standalone, initial_controllers, no_initial_controllers) {
+                (true, _, _) => storage::InitialQuorum::Standalone,
+                (_, Some(voters), _) => storage::InitialQuorum::InitialControllers(voters),
+                (_, _, true) => storage::InitialQuorum::NoInitialControllers,
+                _ => storage::InitialQuorum::Unset,
+            };
+            parse_overrides(&overrides)
+                .and_then(|o| storage::format(&config, &o, &cluster_id, ignore_formatted, &quorum))
+        }
         Command::Storage(StorageCommand::Info { config, overrides }) => {
             parse_overrides(&overrides).and_then(|o| storage::info(&config, &o))
         }
         Command::Start(args) => start::run(args),
-        Command::Metadata(MetadataCommand::Dump { config, overrides }) => {
-            parse_overrides(&overrides)
-                .and_then(|o| storage::load_config(&config, &o))
-                .and_then(|c| metadata::dump(&c.metadata_log_dir(), &mut std::io::stdout().lock()))
-        }
+        Command::Metadata(MetadataCommand::Dump {
+            config,
+            snapshot,
+            overrides,
+        }) => match (snapshot, config) {
+            (Some(path), _) => metadata::dump_file(&path, &mut std::io::stdout().lock()),
+            (None, config) => parse_overrides(&overrides)
+                .and_then(|o| storage::load_config(&config.unwrap_or_default(), &o))
+                .and_then(|c| metadata::dump(&c.metadata_log_dir(), &mut std::io::stdout().lock())),
+        },
     };
     match result {
         Ok(()) => 0,

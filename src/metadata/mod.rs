@@ -7,4 +7,7 @@ pub mod loader;
 pub mod records;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
-pub use loader::{MetadataLoader, MetadataPublisher, MetadataReader};
+pub use loader::{
+    CommittedLog, LoaderSnapshots, MetadataLoader, MetadataPublisher, MetadataReader,
+    SnapshotPolicy,
+};
