@@ -13,11 +13,12 @@ use tracing::{error, info};
 use crate::api::Dispatcher;
 use crate::broker::{ProducerIdManager, ReplicaManager, register_and_unfence};
 use crate::config::{ProcessRole, ServerConfig};
-use crate::controller::{ControllerConfig, QuorumController};
+use crate::controller::{ControllerConfig, ControllerForwarder, QuorumController};
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataLoader;
 use crate::network::{ConnectionLimits, ListenerKind, bind_listeners};
-use crate::raft::driver::{RaftConfig, RaftDriver};
+use crate::raft::core::Timeouts;
+use crate::raft::driver::{RaftConfig, RaftDriver, VoterAddress};
 
 /// Requests read ahead of the one being answered, per connection (Kafka answers in order too).
 const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
@@ -44,16 +45,19 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             config.source().display()
         ));
     }
-    let voters: Vec<i32> = config
+    let voters: Vec<VoterAddress> = config
         .controller_quorum_voters
         .iter()
-        .map(|v| v.id)
+        .map(|v| VoterAddress {
+            id: v.id,
+            host: v.host.clone(),
+            port: v.port,
+        })
         .collect();
-    if voters != vec![config.node_id] {
+    if voters.is_empty() {
         return Err(format!(
-            "{}: controller.quorum.voters: kraftd serves a one-voter quorum for now (this node, {}). Fix: set controller.quorum.voters={}@<host>:<controller port>",
+            "{}: controller.quorum.voters is empty: kraftd does not yet run a quorum found through controller.quorum.bootstrap.servers. Fix: list the voters, e.g. controller.quorum.voters={}@<host>:<controller port>",
             config.source().display(),
-            config.node_id,
             config.node_id
         ));
     }
@@ -84,8 +88,15 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (driver, raft) = RaftDriver::open(RaftConfig {
         node_id: config.node_id,
+        cluster_id: cluster_id.clone(),
         voters,
         metadata_log_dir: config.metadata_log_dir(),
+        timeouts: Timeouts {
+            election_ms: config.controller_quorum_election_timeout_ms.max(1) as u64,
+            fetch_ms: config.controller_quorum_fetch_timeout_ms.max(1) as u64,
+            election_backoff_max_ms: config.controller_quorum_election_backoff_max_ms.max(1) as u64,
+            request_ms: config.controller_quorum_request_timeout_ms.max(1) as u64,
+        },
     })
     .map_err(|e| e.to_string())?;
     let raft_task = tokio::spawn(driver.run(shutdown_rx.clone()));
@@ -94,6 +105,18 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let (loader, metadata) = MetadataLoader::new(raft.clone(), vec![broker.clone()]);
     let mut background = vec![tokio::spawn(loader.run(shutdown_rx.clone()))];
 
+    let forwarder = Arc::new(ControllerForwarder::new(
+        config.node_id,
+        raft.clone(),
+        config
+            .controller_quorum_voters
+            .iter()
+            .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+            .collect(),
+        Duration::from_millis(
+            (config.controller_quorum_request_timeout_ms.max(1) as u64 * 2).max(4000),
+        ),
+    ));
     let (controller, controller_handle) = QuorumController::new(
         ControllerConfig {
             node_id: config.node_id,
@@ -106,6 +129,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         raft.clone(),
         metadata.clone(),
     );
+    let controller_handle = controller_handle.with_forwarder(forwarder.clone());
     background.push(tokio::spawn(controller.run(shutdown_rx.clone())));
 
     let groups = Arc::new(GroupCoordinator::new(
@@ -132,6 +156,8 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         metadata: metadata.clone(),
         broker: broker.clone(),
         controller: controller_handle.clone(),
+        raft: raft.clone(),
+        forwarder: forwarder.clone(),
         producer_ids: ProducerIdManager::default(),
         groups,
         broker_epoch: AtomicI64::new(-1),
@@ -147,21 +173,42 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         .map(|l| tokio::spawn(l.serve(dispatcher.clone(), limits.clone(), shutdown_rx.clone())))
         .collect();
 
-    let epoch = tokio::select! {
-        epoch = register_and_unfence(&config, &controller_handle) => epoch,
-        _ = tokio::time::sleep(Duration::from_secs(30)) => {
-            let _ = shutdown_tx.send(true);
-            return Err("the node could not register with its controller within 30 s. Fix: check the log above for the cause".into());
-        }
+    // Join the cluster in the background: with several voters a quorum may not exist yet, and
+    // the node must serve (with retriable errors) and answer signals meanwhile.
+    let joining = {
+        let config = config.clone();
+        let controller = controller_handle.clone();
+        let dispatcher = dispatcher.clone();
+        let metadata = metadata.clone();
+        let raft = raft.clone();
+        let broker = broker.clone();
+        let mut shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let epoch = tokio::select! {
+                epoch = register_and_unfence(&config, &controller) => epoch,
+                _ = shutdown.changed() => return,
+            };
+            dispatcher
+                .broker_epoch
+                .store(epoch, std::sync::atomic::Ordering::Release);
+            // Remove stray logs only once this broker's image is current.
+            let hw = *raft.high_watermark().borrow();
+            if metadata.wait_for_offset(hw).await.is_some() {
+                broker.remove_stray_logs(&metadata.current());
+            }
+        })
     };
-    dispatcher
-        .broker_epoch
-        .store(epoch, std::sync::atomic::Ordering::Release);
-    // Serve only once this broker's partitions are open.
-    let _ = metadata
-        .wait_for_offset(raft.high_watermark().borrow().to_owned())
-        .await;
-    broker.remove_stray_logs(&metadata.current());
+    if config.controller_quorum_voters.len() == 1 {
+        // A one-voter quorum elects itself at once: serve only once registered, so the first
+        // client request already finds this broker.
+        tokio::select! {
+            _ = joining => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                let _ = shutdown_tx.send(true);
+                return Err("the node could not register with its controller within 30 s. Fix: check the log above for the cause".into());
+            }
+        }
+    }
     Ok(RunningServer {
         shutdown: shutdown_tx,
         listeners,

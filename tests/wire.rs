@@ -501,10 +501,16 @@ fn controller_listener_serves_only_controller_apis() {
     let got = listed(&resp);
     assert_eq!(got, table(kraftd::api::CONTROLLER_APIS));
     assert!(got.iter().any(|(k, _, _)| *k == 18), "{got:?}");
+    // Produce (0) and Metadata (3) are client APIs; Fetch (1) is served here only for the
+    // metadata log (Raft), from v13 (topic ids).
     assert!(
-        !got.iter().any(|(k, _, _)| [0, 1, 3].contains(k)),
+        !got.iter().any(|(k, _, _)| [0, 3].contains(k)),
         "client APIs listed on the controller listener: {got:?}"
     );
+    assert!(got.contains(&(1, 13, 17)), "{got:?}");
+    for raft_api in [52, 53, 54, 55] {
+        assert!(got.iter().any(|(k, _, _)| *k == raft_api), "{raft_api}: {got:?}");
+    }
 
     let batch = encode_batch(&[record(b"v", 0)], &BatchOptions::default());
     c.send(ApiKey::Produce, 9, 2, &produce_request("t", 0, -1, batch));

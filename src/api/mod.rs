@@ -13,14 +13,17 @@ use tracing::debug;
 
 use crate::broker::{ProducerIdManager, ReplicaManager};
 use crate::config::ServerConfig;
-use crate::controller::ControllerHandle;
+use crate::controller::{ControllerForwarder, ControllerHandle};
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataReader;
 use crate::network::ListenerKind;
+use crate::raft::RaftHandle;
 
+mod allocate_producer_ids;
 mod alter_configs;
 mod api_versions;
 mod authorized;
+mod begin_quorum_epoch;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -32,6 +35,8 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_quorum;
+mod end_quorum_epoch;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -46,7 +51,9 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod raft_fetch;
 mod sync_group;
+mod vote;
 
 /// The connection a request came in on.
 pub struct ConnectionInfo {
@@ -104,8 +111,35 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
+/// Requests that change metadata: a node that does not run the active controller forwards them
+/// to the one that does (KIP-590), which serves them on its CONTROLLER listener.
+const FORWARDED_APIS: &[ApiKey] = &[
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+];
+
+/// How long a forwarded CreateTopics/CreatePartitions waits for this node's image to include
+/// the change, so that the client's next Metadata here sees it.
+const FORWARD_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Served on the CONTROLLER listener.
-pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
+pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Fetch, 13, 17),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::Vote, 0, 2),
+    (ApiKey::BeginQuorumEpoch, 0, 1),
+    (ApiKey::EndQuorumEpoch, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
+];
 
 pub fn apis_for(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
     match kind {
@@ -122,6 +156,8 @@ pub struct Dispatcher {
     pub metadata: MetadataReader,
     pub broker: Arc<ReplicaManager>,
     pub controller: ControllerHandle,
+    pub raft: RaftHandle,
+    pub forwarder: Arc<ControllerForwarder>,
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
     /// Set once the broker is registered; used when asking for producer ids.
@@ -185,6 +221,19 @@ impl Dispatcher {
                 .unwrap_or_default(),
             ..*ctx
         };
+        if ctx.listener_kind == ListenerKind::Client
+            && FORWARDED_APIS.contains(&key)
+            && !self.forwarder.is_local_leader()
+        {
+            let hw_before = *self.raft.high_watermark().borrow();
+            // Unreachable controller: fall through; the local controller answers NOT_CONTROLLER.
+            if let Ok(body) = self.forwarder.forward_raw(raw_key, version, &frame).await {
+                if matches!(key, ApiKey::CreateTopics | ApiKey::CreatePartitions) {
+                    self.catch_up_after(hw_before).await;
+                }
+                return respond(correlation_id, key, version, &body);
+            }
+        }
         match self.route(ctx, key, version, &mut frame).await {
             Ok(Some(body)) => {
                 let mut out = BytesMut::with_capacity(body.len() + 8);
@@ -204,6 +253,20 @@ impl Dispatcher {
                 Outcome::Close(reason)
             }
         }
+    }
+
+    /// Waits (bounded) until this node's image includes what the leader committed after
+    /// `hw_before`.
+    async fn catch_up_after(&self, hw_before: i64) {
+        let mut hw = self.raft.high_watermark();
+        let _ = tokio::time::timeout(FORWARD_CATCH_UP, async {
+            let target = match hw.wait_for(|&h| h > hw_before).await {
+                Ok(h) => *h,
+                Err(_) => return,
+            };
+            let _ = self.metadata.wait_for_offset(target).await;
+        })
+        .await;
     }
 
     async fn route(
@@ -233,7 +296,13 @@ impl Dispatcher {
                     )),
                 }
             }
+            ApiKey::Fetch if ctx.listener_kind == ListenerKind::Controller => call!(raft_fetch),
             ApiKey::Fetch => call!(fetch),
+            ApiKey::Vote => call!(vote),
+            ApiKey::AllocateProducerIds => call!(allocate_producer_ids),
+            ApiKey::BeginQuorumEpoch => call!(begin_quorum_epoch),
+            ApiKey::EndQuorumEpoch => call!(end_quorum_epoch),
+            ApiKey::DescribeQuorum => call!(describe_quorum),
             ApiKey::ListOffsets => call!(list_offsets),
             ApiKey::CreateTopics => call!(create_topics),
             ApiKey::DeleteTopics => call!(delete_topics),
@@ -261,6 +330,19 @@ impl Dispatcher {
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }
+}
+
+fn respond(correlation_id: i32, key: ApiKey, version: i16, body: &[u8]) -> Outcome {
+    let mut out = BytesMut::with_capacity(body.len() + 8);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if header
+        .encode(&mut out, key.response_header_version(version))
+        .is_err()
+    {
+        return Outcome::Close("cannot encode response header".into());
+    }
+    out.extend_from_slice(body);
+    Outcome::Respond(out)
 }
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T, Refuse> {

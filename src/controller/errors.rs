@@ -53,4 +53,30 @@ impl ControllerError {
     pub fn code(&self) -> i16 {
         self.error().code()
     }
+
+    /// The error an answer from another node's controller carries.
+    pub fn from_code(code: i16, message: &str) -> ControllerError {
+        let m = message.to_string();
+        match ResponseError::try_from_code(code) {
+            Some(ResponseError::InvalidTopicException) => ControllerError::InvalidTopic(m),
+            Some(ResponseError::TopicAlreadyExists) => ControllerError::TopicAlreadyExists(m),
+            Some(ResponseError::InvalidPartitions) => ControllerError::InvalidPartitions(m),
+            Some(ResponseError::InvalidReplicationFactor) => {
+                ControllerError::InvalidReplicationFactor(m)
+            }
+            Some(ResponseError::InvalidReplicaAssignment) => {
+                ControllerError::InvalidReplicaAssignment(m)
+            }
+            Some(ResponseError::InvalidConfig) => ControllerError::InvalidConfig(m),
+            Some(ResponseError::NotController) => ControllerError::NotController,
+            Some(ResponseError::InvalidRequest) => ControllerError::InvalidRequest(m),
+            Some(ResponseError::UnknownTopicOrPartition) => {
+                ControllerError::UnknownTopicOrPartition
+            }
+            Some(ResponseError::TopicDeletionDisabled) => ControllerError::TopicDeletionDisabled,
+            Some(ResponseError::UnknownTopicId) => ControllerError::UnknownTopicId,
+            Some(ResponseError::BrokerIdNotRegistered) => ControllerError::BrokerIdNotRegistered(m),
+            _ => ControllerError::Unknown(format!("error code {code}: {m}")),
+        }
+    }
 }

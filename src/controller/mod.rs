@@ -8,6 +8,7 @@
 
 mod configs;
 mod errors;
+mod forwarding;
 mod placement;
 mod topics;
 
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 pub use configs::{AlterConfigResource, ConfigOp};
 pub use errors::ControllerError;
+pub use forwarding::ControllerForwarder;
 pub use topics::{CreatedTopic, NewPartitions, NewTopic, TopicRef, validate_topic_name};
 
 use crate::metadata::records::{
@@ -85,6 +87,8 @@ enum Request {
 #[derive(Clone)]
 pub struct ControllerHandle {
     tx: mpsc::Sender<Request>,
+    /// Reaches the active controller on another node for this node's own needs.
+    forwarder: Option<Arc<ControllerForwarder>>,
 }
 
 impl ControllerHandle {
@@ -100,11 +104,25 @@ impl ControllerHandle {
         rx.await.map_err(|_| ControllerError::NotController)
     }
 
+    /// Lets this handle reach the active controller on another node (see `forwarding`).
+    pub fn with_forwarder(mut self, forwarder: Arc<ControllerForwarder>) -> ControllerHandle {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    /// The forwarder, when the active controller runs on another node.
+    fn remote(&self) -> Option<&ControllerForwarder> {
+        self.forwarder.as_deref().filter(|f| !f.is_local_leader())
+    }
+
     pub async fn create_topics(
         &self,
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Result<Vec<Result<CreatedTopic, ControllerError>>, ControllerError> {
+        if let Some(remote) = self.remote() {
+            return forwarding::create_topics(remote, topics, validate_only).await;
+        }
         self.call(|reply| Request::CreateTopics {
             topics,
             validate_only,
@@ -172,12 +190,35 @@ impl ControllerHandle {
         broker_id: i32,
         broker_epoch: i64,
     ) -> Result<(i64, i64), ControllerError> {
+        if let Some(remote) = self.remote() {
+            return forwarding::allocate_producer_ids(remote, broker_id, broker_epoch).await;
+        }
         self.call(|reply| Request::AllocateProducerIds {
             broker_id,
             broker_epoch,
             reply,
         })
         .await?
+    }
+}
+
+/// Answers a request NOT_CONTROLLER without looking at it.
+fn reject(request: Request) {
+    let e = ControllerError::NotController;
+    match request {
+        Request::CreateTopics { reply, .. } => drop(reply),
+        Request::DeleteTopics { reply, .. } => drop(reply),
+        Request::CreatePartitions { reply, .. } => drop(reply),
+        Request::AlterConfigs { reply, .. } => drop(reply),
+        Request::RegisterBroker { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Request::UnfenceBroker { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Request::AllocateProducerIds { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
     }
 }
 
@@ -213,33 +254,54 @@ impl QuorumController {
                 metadata,
                 requests: rx,
             },
-            ControllerHandle { tx },
+            ControllerHandle {
+                tx,
+                forwarder: None,
+            },
         )
     }
 
+    /// Serves requests while this node leads the metadata quorum; otherwise answers every
+    /// request NOT_CONTROLLER at once, so callers retry elsewhere instead of waiting.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut leader = self.raft.leader();
-        // Wait to lead; then make sure the image holds everything committed before serving.
+        let mut active_epoch: Option<i32> = None;
         loop {
-            let is_leader = leader.borrow_and_update().leader_id == Some(self.config.node_id);
-            if is_leader {
-                break;
+            let current = *leader.borrow_and_update();
+            let leads = current.leader_id == Some(self.config.node_id);
+            if leads && active_epoch != Some(current.epoch) {
+                // Make sure the image holds everything committed before serving.
+                match self.activate().await {
+                    Ok(()) => active_epoch = Some(current.epoch),
+                    Err(e) => {
+                        warn!(error = %e, "controller could not activate; waiting for the next election");
+                    }
+                }
+                continue;
+            }
+            if !leads && active_epoch.take().is_some() {
+                info!(
+                    node_id = self.config.node_id,
+                    "no longer the active controller"
+                );
             }
             tokio::select! {
+                r = self.requests.recv() => match r {
+                    Some(request) => {
+                        let still = *self.raft.leader().borrow();
+                        if active_epoch.is_some() && active_epoch == Some(still.epoch)
+                            && still.leader_id == Some(self.config.node_id)
+                        {
+                            self.handle(request).await;
+                        } else {
+                            reject(request);
+                        }
+                    }
+                    None => return,
+                },
                 r = leader.changed() => if r.is_err() { return },
                 _ = shutdown.changed() => return,
             }
-        }
-        if let Err(e) = self.activate().await {
-            warn!(error = %e, "controller could not activate");
-            return;
-        }
-        loop {
-            let request = tokio::select! {
-                r = self.requests.recv() => match r { Some(r) => r, None => return },
-                _ = shutdown.changed() => return,
-            };
-            self.handle(request).await;
         }
     }
 
@@ -276,12 +338,12 @@ impl QuorumController {
             return Ok(self.metadata.current());
         }
         let values: Vec<Bytes> = records.iter().map(|r| Bytes::from(r.encode())).collect();
-        let last = self.raft.propose(values).await.map_err(|e| match e {
+        let (last, epoch) = self.raft.propose(values).await.map_err(|e| match e {
             crate::raft::RaftError::NotLeader(_) => ControllerError::NotController,
             other => ControllerError::Unknown(other.to_string()),
         })?;
         self.raft
-            .wait_committed(last)
+            .wait_committed(last, epoch)
             .await
             .map_err(|_| ControllerError::NotController)?;
         self.metadata

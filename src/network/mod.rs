@@ -2,6 +2,7 @@
 //! It knows nothing of what a request means; `api::dispatch` does. It must never allocate a frame
 //! larger than `socket.request.max.bytes`, and never panic on bytes from a peer.
 
+pub mod client;
 mod connection;
 mod listener;
 

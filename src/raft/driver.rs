@@ -1,22 +1,28 @@
 //! The I/O shell around `RaftCore`: owns the metadata log (`__cluster_metadata-0`) and the
-//! quorum-state file, appends proposals as record batches, makes them durable, and publishes the
-//! high watermark and the leader. Readers (the metadata loader) read committed batches through
-//! the shared log handle.
+//! quorum-state file, feeds the core the clock, proposals, requests from other nodes and the
+//! answers to its own requests, and carries out what it asks — durably, in order. It publishes
+//! the high watermark and the leader; readers (the metadata loader) read committed batches
+//! through the shared log handle. It also watches the quorum's health and says plainly, once per
+//! change, when this node waits for a majority and which voters it cannot reach.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::LeaderChangeMessage;
 use kafka_protocol::messages::leader_change_message::Voter as LeaderChangeVoter;
 use kafka_protocol::protocol::Encodable;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::METADATA_LOG_DIR_NAME;
-use super::core::{Action, LogSummary, RaftCore, Timeouts};
+use super::core::{Action, FetchResponse, LogSummary, RaftCore, Request, Response, Role, Timeouts};
 use super::quorum_state::{ElectionState, QuorumStateFile};
+use super::rpc;
 use crate::log::{LogConfig, LogError, PartitionLog, ReadInfo};
+use crate::network::client::KafkaConnection;
 use crate::protocol::record_batch::{self, BatchOptions, NewRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,43 +45,94 @@ pub enum RaftError {
     QuorumState(#[from] super::quorum_state::QuorumStateError),
 }
 
-/// Proposals waiting while one is appended; a full queue applies back-pressure to the controller.
-const PROPOSAL_QUEUE: usize = 1024;
+/// Events waiting for the driver; a full queue applies back-pressure to proposers and peers.
+const EVENT_QUEUE: usize = 4096;
 /// Proposals folded into one append + fsync.
 const MAX_PROPOSALS_PER_APPEND: usize = 256;
+/// Idle connections kept per peer.
+const MAX_IDLE_CONNECTIONS_PER_PEER: usize = 4;
+/// How often the driver looks at the quorum's health.
+const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 struct Proposal {
     records: Vec<Bytes>,
-    reply: oneshot::Sender<Result<i64, RaftError>>,
+    reply: oneshot::Sender<Result<(i64, i32), RaftError>>,
+}
+
+enum Event {
+    Propose(Proposal),
+    Inbound {
+        from: i32,
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    Outbound {
+        to: i32,
+        id: u64,
+        result: Result<(Response, Bytes), String>,
+    },
+    Describe(oneshot::Sender<QuorumDescription>),
+}
+
+/// What `DescribeQuorum` reports: the leader's view of every replica.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumDescription {
+    pub leader_id: Option<i32>,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaDescription>,
+    pub observers: Vec<ReplicaDescription>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplicaDescription {
+    pub replica_id: i32,
+    pub log_end_offset: i64,
+    /// Wall-clock milliseconds, -1 when unknown.
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
 }
 
 #[derive(Clone)]
 pub struct RaftHandle {
-    proposals: mpsc::Sender<Proposal>,
+    events: mpsc::Sender<Event>,
     high_watermark: watch::Receiver<i64>,
     leader: watch::Receiver<LeaderAndEpoch>,
+    log_end: watch::Receiver<i64>,
     log: Arc<Mutex<PartitionLog>>,
+    node_id: i32,
 }
 
 impl RaftHandle {
-    /// Appends `records` as one batch; returns the offset of the last one once it is durable
-    /// locally (not yet committed: see `wait_committed`).
-    pub async fn propose(&self, records: Vec<Bytes>) -> Result<i64, RaftError> {
+    /// Appends `records` as one batch; returns the offset of the last one and the epoch it was
+    /// written in, once it is durable locally (not yet committed: see `wait_committed`).
+    pub async fn propose(&self, records: Vec<Bytes>) -> Result<(i64, i32), RaftError> {
         let (reply, rx) = oneshot::channel();
-        self.proposals
-            .send(Proposal { records, reply })
+        self.events
+            .send(Event::Propose(Proposal { records, reply }))
             .await
             .map_err(|_| RaftError::Shutdown)?;
         rx.await.map_err(|_| RaftError::Shutdown)?
     }
 
-    /// Waits until `offset` is below the high watermark.
-    pub async fn wait_committed(&self, offset: i64) -> Result<(), RaftError> {
+    /// Waits until `offset`, written in `epoch`, is below the high watermark. Fails if this node
+    /// stops leading `epoch` first: the record may then be lost, and the caller must say so.
+    pub async fn wait_committed(&self, offset: i64, epoch: i32) -> Result<(), RaftError> {
         let mut hw = self.high_watermark.clone();
-        hw.wait_for(|&hw| hw > offset)
-            .await
-            .map(|_| ())
-            .map_err(|_| RaftError::Shutdown)
+        let mut leader = self.leader.clone();
+        let me = self.node_id;
+        tokio::select! {
+            r = hw.wait_for(|&hw| hw > offset) => r.map(|_| ()).map_err(|_| RaftError::Shutdown),
+            r = leader.wait_for(|l| l.epoch != epoch || l.leader_id != Some(me)) => {
+                let leader = r.map(|l| l.leader_id).unwrap_or(None);
+                // It may have been committed just before the change.
+                if *self.high_watermark.borrow() > offset {
+                    Ok(())
+                } else {
+                    Err(RaftError::NotLeader(leader))
+                }
+            }
+        }
     }
 
     pub fn high_watermark(&self) -> watch::Receiver<i64> {
@@ -86,28 +143,103 @@ impl RaftHandle {
         self.leader.clone()
     }
 
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
     /// Committed batches from `offset` (whole batches, at least one if any).
     pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<ReadInfo, RaftError> {
         let hw = *self.high_watermark.borrow();
         let log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
         Ok(log.read(offset, max_bytes, Some(hw), true)?)
     }
+
+    /// A Vote, BeginQuorumEpoch or EndQuorumEpoch from another node.
+    pub async fn handle_request(&self, from: i32, request: Request) -> Result<Response, RaftError> {
+        let (reply, rx) = oneshot::channel();
+        self.events
+            .send(Event::Inbound {
+                from,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| RaftError::Shutdown)?;
+        rx.await.map_err(|_| RaftError::Shutdown)
+    }
+
+    /// A Fetch from a follower or observer: the answer and the records to send. When there is
+    /// nothing new, waits up to `max_wait_ms` for new records, as Kafka's leader does.
+    pub async fn handle_fetch(
+        &self,
+        request: super::core::FetchRequest,
+        max_wait_ms: i32,
+    ) -> Result<(FetchResponse, Option<Bytes>), RaftError> {
+        let fetch_offset = request.fetch_offset;
+        let from = request.replica_id;
+        let response = self.handle_request(from, Request::Fetch(request)).await?;
+        let Response::Fetch(mut response) = response else {
+            return Err(RaftError::Shutdown);
+        };
+        let Some(read_from) = response.read_from.take() else {
+            return Ok((response, None));
+        };
+        let mut log_end = self.log_end.clone();
+        let hw_at_answer = response.high_watermark;
+        if *log_end.borrow() <= read_from && max_wait_ms > 0 {
+            let mut hw = self.high_watermark.clone();
+            let wait = Duration::from_millis(max_wait_ms.clamp(0, 10_000) as u64);
+            // Wake on new records, or on a new high watermark the follower has not seen.
+            let _ = tokio::time::timeout(wait, async {
+                tokio::select! {
+                    _ = log_end.wait_for(|&end| end > read_from) => {}
+                    _ = hw.wait_for(|&hw| hw > hw_at_answer) => {}
+                }
+            })
+            .await;
+        }
+        let current = *self.leader.borrow();
+        if current.epoch == response.epoch && current.leader_id == response.leader_id {
+            response.high_watermark = response.high_watermark.max(*self.high_watermark.borrow());
+        }
+        let info = {
+            let log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
+            log.read(read_from, rpc::FETCH_MAX_BYTES as usize, None, true)?
+        };
+        let _ = fetch_offset;
+        Ok((response, Some(info.records)))
+    }
+
+    pub async fn describe(&self) -> Result<QuorumDescription, RaftError> {
+        let (reply, rx) = oneshot::channel();
+        self.events
+            .send(Event::Describe(reply))
+            .await
+            .map_err(|_| RaftError::Shutdown)?;
+        rx.await.map_err(|_| RaftError::Shutdown)
+    }
+}
+
+/// A voter as `controller.quorum.voters` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterAddress {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+impl VoterAddress {
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
 }
 
 pub struct RaftConfig {
     pub node_id: i32,
-    pub voters: Vec<i32>,
+    pub cluster_id: String,
+    pub voters: Vec<VoterAddress>,
     pub metadata_log_dir: PathBuf,
-}
-
-pub struct RaftDriver {
-    core: RaftCore,
-    config: RaftConfig,
-    log: Arc<Mutex<PartitionLog>>,
-    quorum_state: QuorumStateFile,
-    proposals: mpsc::Receiver<Proposal>,
-    high_watermark: watch::Sender<i64>,
-    leader: watch::Sender<LeaderAndEpoch>,
+    pub timeouts: Timeouts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +248,38 @@ pub enum RaftStartError {
     QuorumState(#[from] super::quorum_state::QuorumStateError),
     #[error("metadata log {dir}: {source}")]
     Log { dir: PathBuf, source: LogError },
+}
+
+/// What this node last heard from a peer.
+#[derive(Debug, Clone)]
+enum PeerStatus {
+    Reached,
+    Unreachable(String),
+}
+
+struct Peer {
+    addr: String,
+    idle: Arc<Mutex<Vec<KafkaConnection>>>,
+    status: Option<PeerStatus>,
+}
+
+pub struct RaftDriver {
+    core: RaftCore,
+    config: RaftConfig,
+    log: Arc<Mutex<PartitionLog>>,
+    quorum_state: QuorumStateFile,
+    events_tx: mpsc::Sender<Event>,
+    events: mpsc::Receiver<Event>,
+    high_watermark: watch::Sender<i64>,
+    leader: watch::Sender<LeaderAndEpoch>,
+    log_end: watch::Sender<i64>,
+    peers: BTreeMap<i32, Peer>,
+    started: Instant,
+    /// The records of the Fetch answer being handled (AppendFetched appends them).
+    pending_records: Bytes,
+    /// Since when no leader is known (core clock).
+    leaderless_since: Option<u64>,
+    last_health_report: Option<String>,
 }
 
 impl RaftDriver {
@@ -136,27 +300,47 @@ impl RaftDriver {
             epochs: log.leader_epochs().to_vec(),
             snapshot: None,
         };
+        let voter_ids: Vec<i32> = config.voters.iter().map(|v| v.id).collect();
         let core = RaftCore::new(
             config.node_id,
-            config.voters.clone(),
-            Timeouts::default(),
+            voter_ids,
+            config.timeouts,
             election,
             summary,
             rand_seed(),
             0,
         );
+        let log_end_offset = log.log_end_offset();
         let log = Arc::new(Mutex::new(log));
-        let (ptx, prx) = mpsc::channel(PROPOSAL_QUEUE);
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (hw_tx, hw_rx) = watch::channel(0);
         let (leader_tx, leader_rx) = watch::channel(LeaderAndEpoch {
             leader_id: None,
             epoch: election.epoch,
         });
+        let (end_tx, end_rx) = watch::channel(log_end_offset);
+        let peers = config
+            .voters
+            .iter()
+            .filter(|v| v.id != config.node_id)
+            .map(|v| {
+                (
+                    v.id,
+                    Peer {
+                        addr: v.addr(),
+                        idle: Arc::new(Mutex::new(Vec::new())),
+                        status: None,
+                    },
+                )
+            })
+            .collect();
         let handle = RaftHandle {
-            proposals: ptx,
+            events: events_tx.clone(),
             high_watermark: hw_rx,
             leader: leader_rx,
+            log_end: end_rx,
             log: log.clone(),
+            node_id: config.node_id,
         };
         Ok((
             RaftDriver {
@@ -164,43 +348,172 @@ impl RaftDriver {
                 config,
                 log,
                 quorum_state,
-                proposals: prx,
+                events_tx,
+                events,
                 high_watermark: hw_tx,
                 leader: leader_tx,
+                log_end: end_tx,
+                peers,
+                started: Instant::now(),
+                pending_records: Bytes::new(),
+                leaderless_since: Some(0),
+                last_health_report: None,
             },
             handle,
         ))
     }
 
-    /// Runs until `shutdown`; then flushes and closes the metadata log.
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `shutdown`; a leader then hands over (EndQuorumEpoch) before the log is
+    /// flushed and closed.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RaftError> {
-        let actions = self.core.start(0);
+        let actions = self.core.start(self.now());
         self.execute(actions)?;
+        let mut health = tokio::time::interval(HEALTH_CHECK_EVERY);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let deadline = self.core.next_deadline();
+            let sleep_ms = deadline.saturating_sub(self.now());
             tokio::select! {
-                first = self.proposals.recv() => {
-                    let Some(first) = first else { break };
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_PROPOSALS_PER_APPEND {
-                        match self.proposals.try_recv() {
-                            Ok(p) => batch.push(p),
-                            Err(_) => break,
-                        }
-                    }
-                    self.append_proposals(batch)?;
+                event = self.events.recv() => {
+                    let Some(event) = event else { break };
+                    self.handle_event(event)?;
                 }
+                _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {
+                    let actions = self.core.tick(self.now());
+                    self.execute(actions)?;
+                }
+                _ = health.tick() => self.report_health(),
                 _ = shutdown.changed() => break,
             }
         }
-        self.proposals.close();
+        self.hand_over().await;
+        self.events.close();
         let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
         log.close_in_place()?;
         Ok(())
     }
 
+    /// A leader that stops tells the other voters, so one of them takes over at once instead
+    /// of after the fetch timeout.
+    async fn hand_over(&mut self) {
+        if self.core.leader_epoch().is_none() {
+            return;
+        }
+        let actions = self.core.resign();
+        let mut sends = Vec::new();
+        for action in actions {
+            match action {
+                Action::Send { to, request, .. } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        sends.push(send_request(
+                            peer.addr.clone(),
+                            peer.idle.clone(),
+                            self.config.cluster_id.clone(),
+                            self.config.node_id,
+                            to,
+                            request,
+                            Duration::from_millis(300),
+                        ));
+                    }
+                }
+                Action::LeaderChanged { epoch, leader_id } => {
+                    self.leader
+                        .send_replace(LeaderAndEpoch { leader_id, epoch });
+                }
+                _ => {}
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), futures_join_all(sends)).await;
+        info!("resigned as metadata quorum leader");
+    }
+
+    fn handle_event(&mut self, event: Event) -> Result<(), RaftError> {
+        match event {
+            Event::Propose(first) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_PROPOSALS_PER_APPEND {
+                    match self.events.try_recv() {
+                        Ok(Event::Propose(p)) => batch.push(p),
+                        Ok(other) => {
+                            self.append_proposals(std::mem::take(&mut batch))?;
+                            return self.handle_event(other);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.append_proposals(batch)
+            }
+            Event::Inbound {
+                from,
+                request,
+                reply,
+            } => {
+                let (response, actions) = self.core.handle_request(self.now(), from, request);
+                // Persist the election (e.g. a vote) before the answer leaves.
+                self.execute(actions)?;
+                let _ = reply.send(response);
+                Ok(())
+            }
+            Event::Outbound { to, id, result } => {
+                let now = self.now();
+                match result {
+                    Ok((response, records)) => {
+                        if let Some(peer) = self.peers.get_mut(&to) {
+                            peer.status = Some(PeerStatus::Reached);
+                        }
+                        self.pending_records = records;
+                        let actions = self.core.handle_response(now, to, id, response);
+                        let r = self.execute(actions);
+                        self.pending_records = Bytes::new();
+                        r
+                    }
+                    Err(e) => {
+                        if let Some(peer) = self.peers.get_mut(&to) {
+                            peer.status = Some(PeerStatus::Unreachable(e));
+                        }
+                        let actions = self.core.handle_request_failed(now, to, id);
+                        self.execute(actions)
+                    }
+                }
+            }
+            Event::Describe(reply) => {
+                let _ = reply.send(self.describe());
+                Ok(())
+            }
+        }
+    }
+
+    fn describe(&self) -> QuorumDescription {
+        let wall_now = now_ms();
+        let core_now = self.now() as i64;
+        let wall = |t: Option<u64>| t.map(|t| wall_now - (core_now - t as i64)).unwrap_or(-1);
+        let mut d = QuorumDescription {
+            leader_id: self.core.leader_id(),
+            epoch: self.core.epoch(),
+            high_watermark: self.core.high_watermark(),
+            voters: Vec::new(),
+            observers: Vec::new(),
+        };
+        if let Role::Leader(l) = self.core.role() {
+            let describe = |(&id, p): (&i32, &super::core::ReplicaProgress)| ReplicaDescription {
+                replica_id: id,
+                log_end_offset: p.end_offset,
+                last_fetch_timestamp: wall(p.last_fetch_ms),
+                last_caught_up_timestamp: wall(p.last_caught_up_ms),
+            };
+            d.voters = l.voters.iter().map(describe).collect();
+            d.observers = l.observers.iter().map(describe).collect();
+        }
+        d
+    }
+
     fn append_proposals(&mut self, proposals: Vec<Proposal>) -> Result<(), RaftError> {
         let Some(epoch) = self.core.leader_epoch() else {
-            let leader = self.leader.borrow().leader_id;
+            let leader = self.core.leader_id();
             for p in proposals {
                 let _ = p.reply.send(Err(RaftError::NotLeader(leader)));
             }
@@ -212,7 +525,7 @@ impl RaftDriver {
             for p in &proposals {
                 let mut batch = encode_batch(&p.records);
                 let info = log.append_as_leader(&mut batch, epoch, now_ms());
-                results.push(info.map(|i| i.last_offset));
+                results.push(info.map(|i| (i.last_offset, epoch)));
             }
             if let Err(e) = log.flush() {
                 // A metadata log that cannot be made durable cannot be trusted: stop leading.
@@ -221,6 +534,7 @@ impl RaftDriver {
             }
             log.log_end_offset()
         };
+        self.log_end.send_replace(end);
         let actions = self.core.on_local_flush(end);
         self.execute(actions)?;
         for (p, r) in proposals.into_iter().zip(results) {
@@ -234,12 +548,11 @@ impl RaftDriver {
             match action {
                 Action::PersistElection(state) => self.persist(&state)?,
                 Action::LeaderChanged { epoch, leader_id } => {
-                    info!(epoch, leader = ?leader_id, "metadata quorum leader changed");
-                    self.leader
-                        .send_replace(LeaderAndEpoch { leader_id, epoch });
+                    self.on_leader_changed(epoch, leader_id);
                 }
                 Action::AppendLeaderChange { epoch, leader_id } => {
-                    let value = leader_change_value(leader_id, &self.config.voters)?;
+                    let voters: Vec<i32> = self.core.voters().iter().copied().collect();
+                    let value = leader_change_value(leader_id, &voters)?;
                     let end = {
                         let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
                         let mut batch = encode_control_batch(&value);
@@ -247,21 +560,269 @@ impl RaftDriver {
                         log.flush()?;
                         log.log_end_offset()
                     };
+                    self.log_end.send_replace(end);
                     let more = self.core.on_local_flush(end);
                     self.execute(more)?;
+                }
+                Action::AppendFetched => {
+                    let records = std::mem::take(&mut self.pending_records);
+                    let end = {
+                        let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
+                        log.append_as_follower(&records, now_ms())?;
+                        // A follower's fetch offset is its acknowledgement: durable first.
+                        log.flush()?;
+                        log.log_end_offset()
+                    };
+                    debug_assert_eq!(end, self.core.log().end_offset);
+                    self.log_end.send_replace(end);
+                }
+                Action::Truncate(offset) => {
+                    let end = {
+                        let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
+                        log.truncate_to(offset)?;
+                        log.log_end_offset()
+                    };
+                    warn!(
+                        offset,
+                        "metadata log diverged from the leader's; truncated to the common point"
+                    );
+                    self.log_end.send_replace(end);
+                }
+                Action::FetchSnapshot { from, snapshot } => {
+                    // Snapshot transfer arrives with FetchSnapshot support; until then, keep
+                    // asking (the leader keeps its log while followers need it).
+                    warn!(
+                        leader = from,
+                        snapshot_end_offset = snapshot.end_offset,
+                        snapshot_epoch = snapshot.epoch,
+                        "the leader asks this node to load a snapshot, which kraftd cannot fetch yet"
+                    );
+                    self.core.on_snapshot_failed(self.now());
                 }
                 Action::AdvanceHighWatermark(hw) => {
                     self.high_watermark.send_replace(hw);
                 }
-                _ => {}
+                Action::Send { to, id, request } => self.send(to, id, request),
             }
         }
         Ok(())
     }
 
-    fn persist(&self, state: &ElectionState) -> Result<(), RaftError> {
-        Ok(self.quorum_state.write(state, &self.config.voters)?)
+    fn send(&mut self, to: i32, id: u64, request: Request) {
+        let Some(peer) = self.peers.get(&to) else {
+            // A voter with no address: nothing to send to. The core times the request out.
+            return;
+        };
+        let timeout = Duration::from_millis(
+            self.config.timeouts.request_ms
+                + if matches!(request, Request::Fetch(_)) {
+                    rpc::FETCH_MAX_WAIT_MS as u64
+                } else {
+                    0
+                },
+        );
+        let events = self.events_tx.clone();
+        let fut = send_request(
+            peer.addr.clone(),
+            peer.idle.clone(),
+            self.config.cluster_id.clone(),
+            self.config.node_id,
+            to,
+            request,
+            timeout,
+        );
+        tokio::spawn(async move {
+            let result = fut.await;
+            let _ = events.send(Event::Outbound { to, id, result }).await;
+        });
     }
+
+    fn on_leader_changed(&mut self, epoch: i32, leader_id: Option<i32>) {
+        let previous = *self.leader.borrow();
+        if previous.leader_id == leader_id && previous.epoch == epoch {
+            return;
+        }
+        match leader_id {
+            Some(leader) => {
+                if self.leaderless_since.take().is_some() && self.last_health_report.is_some() {
+                    info!(leader, epoch, "the metadata quorum has a leader again");
+                }
+                self.last_health_report = None;
+                if leader == self.config.node_id {
+                    info!(epoch, "this node leads the metadata quorum");
+                } else {
+                    info!(leader, epoch, "following the metadata quorum leader");
+                }
+            }
+            None => {
+                if self.leaderless_since.is_none() {
+                    self.leaderless_since = Some(self.now());
+                }
+            }
+        }
+        self.leader
+            .send_replace(LeaderAndEpoch { leader_id, epoch });
+    }
+
+    /// While no leader is known for longer than an election takes, says once which voters this
+    /// node reaches, which it cannot (and why), and how many a majority needs; again whenever
+    /// that changes.
+    fn report_health(&mut self) {
+        let Some(since) = self.leaderless_since else {
+            return;
+        };
+        let waited = self.now().saturating_sub(since);
+        if waited < self.config.timeouts.election_ms * 2 + self.config.timeouts.fetch_ms {
+            return;
+        }
+        let voters = self.core.voters().len();
+        let needed = voters / 2 + 1;
+        let mut reached = Vec::new();
+        let mut unreachable = Vec::new();
+        if self.core.is_voter() {
+            reached.push(format!("{} (this node)", self.config.node_id));
+        }
+        for (id, peer) in &self.peers {
+            match &peer.status {
+                Some(PeerStatus::Reached) => reached.push(format!("{id}@{}", peer.addr)),
+                Some(PeerStatus::Unreachable(why)) => {
+                    unreachable.push(format!("{id}@{} ({why})", peer.addr))
+                }
+                None => unreachable.push(format!("{id}@{} (no answer yet)", peer.addr)),
+            }
+        }
+        let report = format!(
+            "waiting for a majority of the metadata quorum: {needed} of {voters} voters are needed; reached {}: [{}]; cannot reach: [{}]. Client requests get retriable errors until a leader is elected. Fix: start the missing voters or check their controller listener addresses in controller.quorum.voters",
+            reached.len(),
+            reached.join(", "),
+            unreachable.join(", ")
+        );
+        // Compare without the error texts' volatile parts: only who is reached matters.
+        if self.last_health_report.as_deref() != Some(report.as_str()) {
+            warn!("{report}");
+            self.last_health_report = Some(report);
+        }
+    }
+
+    fn persist(&self, state: &ElectionState) -> Result<(), RaftError> {
+        let voters: Vec<i32> = self.core.voters().iter().copied().collect();
+        Ok(self.quorum_state.write(state, &voters)?)
+    }
+}
+
+/// Sends one request to a peer over a pooled connection and converts the answer for the core.
+async fn send_request(
+    addr: String,
+    idle: Arc<Mutex<Vec<KafkaConnection>>>,
+    cluster_id: String,
+    node_id: i32,
+    to: i32,
+    request: Request,
+    timeout: Duration,
+) -> Result<(Response, Bytes), String> {
+    {
+        let pooled = idle.lock().ok().and_then(|mut v| v.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => KafkaConnection::connect(&addr, &format!("kraftd-raft-{node_id}"), timeout)
+                .await
+                .map_err(|e| short_error(&e.to_string()))?,
+        };
+        let result = match &request {
+            Request::Vote(r) => conn
+                .send(
+                    rpc::VOTE_VERSION,
+                    &rpc::vote_request(&cluster_id, to, r),
+                    timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|resp| {
+                    rpc::vote_response_from(&resp, r.pre_vote)
+                        .map(|v| (Response::Vote(v), Bytes::new()))
+                        .map_err(|e| e.to_string())
+                }),
+            Request::BeginEpoch(r) => conn
+                .send(
+                    rpc::BEGIN_EPOCH_VERSION,
+                    &rpc::begin_epoch_request(&cluster_id, to, r),
+                    timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|resp| {
+                    rpc::begin_epoch_response_from(&resp)
+                        .map(|v| (Response::BeginEpoch(v), Bytes::new()))
+                        .map_err(|e| e.to_string())
+                }),
+            Request::EndEpoch(r) => conn
+                .send(
+                    rpc::END_EPOCH_VERSION,
+                    &rpc::end_epoch_request(&cluster_id, r),
+                    timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|resp| {
+                    rpc::end_epoch_response_from(&resp)
+                        .map(|v| (Response::EndEpoch(v), Bytes::new()))
+                        .map_err(|e| e.to_string())
+                }),
+            Request::Fetch(r) => conn
+                .send(
+                    rpc::FETCH_VERSION,
+                    &rpc::fetch_request(&cluster_id, r),
+                    timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|resp| {
+                    rpc::fetch_response_from(&resp)
+                        .map(|(v, records)| (Response::Fetch(v), records))
+                        .map_err(|e| e.to_string())
+                }),
+        };
+        if result.is_ok()
+            && let Ok(mut v) = idle.lock()
+            && v.len() < MAX_IDLE_CONNECTIONS_PER_PEER
+        {
+            v.push(conn);
+        }
+        result.map_err(|e| short_error(&e))
+    }
+}
+
+/// "cannot connect to 127.0.0.1:9095: Connection refused (os error 111)" → "connection
+/// refused": the address is printed beside it already.
+fn short_error(e: &str) -> String {
+    let lower = e.to_ascii_lowercase();
+    for known in [
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "no answer within",
+        "broken pipe",
+        "no route to host",
+        "unexpected end of file",
+    ] {
+        if lower.contains(known) {
+            return known.to_string();
+        }
+    }
+    e.to_string()
+}
+
+/// Runs the hand-over sends side by side and waits for all of them.
+async fn futures_join_all<F>(futures: Vec<F>)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for f in futures {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
 }
 
 pub fn metadata_partition_dir(metadata_log_dir: &Path) -> PathBuf {
@@ -273,6 +834,10 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+fn rand_seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
 }
 
 /// Metadata records go into the log as an uncompressed v2 batch of key-less records, as Kafka's.
@@ -321,8 +886,4 @@ fn leader_change_value(leader_id: i32, voters: &[i32]) -> Result<Bytes, RaftErro
     msg.encode(&mut buf, 0)
         .map_err(|e| RaftError::Encode(e.to_string()))?;
     Ok(buf.freeze())
-}
-
-fn rand_seed() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
 }

@@ -6,6 +6,7 @@
 pub mod core;
 pub mod driver;
 pub mod quorum_state;
+pub mod rpc;
 pub mod snapshot;
 
 pub use driver::{LeaderAndEpoch, RaftError, RaftHandle};

@@ -1,6 +1,7 @@
 //! Starts the real `kraftd` binary on loopback with free ports in a temp dir, and stops it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod scripts;
 
 use std::io::{BufRead, BufReader};
@@ -32,6 +33,42 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node whose config text the caller wrote (see `cluster`); not yet launched.
+    pub fn prepare(
+        dir: tempfile::TempDir,
+        client_port: u16,
+        controller_port: u16,
+        config_text: &str,
+    ) -> Node {
+        let config_path = dir.path().join("server.properties");
+        std::fs::write(&config_path, config_text).expect("write config");
+        let log_path = dir.path().join("kraftd.stderr");
+        Node {
+            dir,
+            client_port,
+            controller_port,
+            config_path,
+            log_path,
+            child: None,
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Sends SIGTERM without waiting (to stop several nodes at once).
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Waits (bounded) for a node told to stop to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait(timeout)
+    }
+
     /// A combined broker+controller single node with `extra` keys appended to its config.
     pub fn start(extra: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
