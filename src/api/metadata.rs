@@ -90,8 +90,17 @@ pub async fn handle(
             }
         }
     }
+    let mut brokers_out = brokers(&image, ctx.listener_name);
+    if !brokers_out.iter().any(|b| b.node_id.0 == d.node_id)
+        && let Some(me) = this_broker(d, ctx.listener_name)
+    {
+        // Not registered (or fenced) yet, e.g. while the quorum elects a leader: clients still
+        // learn this node, so they send their requests here and get retriable errors back
+        // instead of waiting for a broker list that is empty.
+        brokers_out.push(me);
+    }
     MetadataResponse::default()
-        .with_brokers(brokers(&image, ctx.listener_name))
+        .with_brokers(brokers_out)
         .with_cluster_id(Some(StrBytes::from_string(d.cluster_id.clone())))
         .with_controller_id(controller_id(&image, d).into())
         .with_topics(topics_out)
@@ -105,10 +114,31 @@ pub async fn handle(
 /// As Kafka's KRaft brokers do, clients are given a live broker as "controller": they cannot
 /// reach the quorum. This node if it is one, else the lowest live id.
 pub fn controller_id(image: &MetadataImage, d: &Dispatcher) -> i32 {
-    if image.brokers.get(&d.node_id).is_some_and(|b| !b.fenced) {
-        return d.node_id;
-    }
-    image.live_brokers().map(|b| b.id).next().unwrap_or(-1)
+    let _ = image;
+    // This node takes any admin request (forwarding it to the active controller), registered
+    // or not, so it names itself, as Kafka's KRaft brokers name a live broker.
+    d.node_id
+}
+
+/// This node's own entry, from its advertised listener of `listener`.
+fn this_broker(d: &Dispatcher, listener: &str) -> Option<MetadataResponseBroker> {
+    let l = d
+        .config
+        .advertised_listeners
+        .iter()
+        .find(|l| l.name == listener)?;
+    let host = l
+        .host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    Some(
+        MetadataResponseBroker::default()
+            .with_node_id(d.node_id.into())
+            .with_host(StrBytes::from_string(host))
+            .with_port(l.port as i32)
+            .with_rack(d.config.broker_rack.clone().map(StrBytes::from_string)),
+    )
 }
 
 pub fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {

@@ -141,6 +141,7 @@ pub(super) fn create_topics(
                         "Replication factor must be larger than 0.".into(),
                     ));
                 }
+                check_unreplicated(rf as usize)?;
                 placement::place(&brokers, 0, partitions, rf)?
             } else {
                 if topic.num_partitions != -1 || topic.replication_factor != -1 {
@@ -204,6 +205,7 @@ fn validate_assignment<'a>(
                 "The manual partition assignment includes a partition with duplicate replica IDs: {replicas:?}"
             )));
         }
+        check_unreplicated(replicas.len())?;
         for r in replicas {
             if !image.brokers.contains_key(r) {
                 return Err(ControllerError::InvalidReplicaAssignment(format!(
@@ -339,4 +341,16 @@ mod tests {
         assert_eq!(err.code(), 17);
         assert!(err.to_string().contains("249"));
     }
+}
+
+/// kraftd does not copy partition data between brokers yet: a second replica would be listed
+/// in the metadata but never receive a record, and acks=all would claim copies that do not
+/// exist. Refuse it plainly rather than pretend.
+pub(super) fn check_unreplicated(replicas: usize) -> Result<(), ControllerError> {
+    if replicas > 1 {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "kraftd does not replicate partition data between brokers yet, so replication factor {replicas} cannot be honoured. Fix: create the topic with replication factor 1 (or set default.replication.factor=1)"
+        )));
+    }
+    Ok(())
 }

@@ -136,13 +136,15 @@ impl GroupCoordinator {
         if self.metadata.current().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
+        // Capped at the live brokers (instead of failing every FindCoordinator), and at 1
+        // while kraftd does not replicate partition data.
         let live = self.metadata.current().live_brokers().count().max(1) as i16;
         let wanted = self.config.offsets_topic_replication_factor.max(1);
+        let live = live.min(1);
         if wanted > live {
             warn!(
                 wanted,
-                live,
-                "offsets.topic.replication.factor is larger than the number of live brokers; creating __consumer_offsets with replication factor {live}"
+                "offsets.topic.replication.factor is larger than kraftd can honour; creating __consumer_offsets with replication factor {live} (kraftd does not replicate partition data yet)"
             );
         }
         let mut configs = BTreeMap::new();
