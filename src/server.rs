@@ -16,9 +16,10 @@ use crate::config::{ProcessRole, ServerConfig};
 use crate::controller::{ControllerConfig, ControllerForwarder, QuorumController};
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataLoader;
+use crate::metadata::loader::{LoaderSnapshots, SnapshotPolicy};
 use crate::network::{ConnectionLimits, ListenerKind, bind_listeners};
 use crate::raft::core::Timeouts;
-use crate::raft::driver::{RaftConfig, RaftDriver, VoterAddress};
+use crate::raft::driver::{RaftConfig, RaftDriver, VoterAddress, metadata_partition_dir};
 
 /// Requests read ahead of the one being answered, per connection (Kafka answers in order too).
 const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
@@ -86,6 +87,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         .collect();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (snapshots_tx, snapshots_rx) = watch::channel(None);
     let (driver, raft) = RaftDriver::open(RaftConfig {
         node_id: config.node_id,
         cluster_id: cluster_id.clone(),
@@ -97,12 +99,22 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             election_backoff_max_ms: config.controller_quorum_election_backoff_max_ms.max(1) as u64,
             request_ms: config.controller_quorum_request_timeout_ms.max(1) as u64,
         },
+        snapshots_written: Some(snapshots_rx),
     })
     .map_err(|e| e.to_string())?;
     let raft_task = tokio::spawn(driver.run(shutdown_rx.clone()));
 
     let broker = Arc::new(ReplicaManager::new(config.clone()));
-    let (loader, metadata) = MetadataLoader::new(raft.clone(), vec![broker.clone()]);
+    let (loader, metadata) = MetadataLoader::with_snapshots(
+        raft.clone(),
+        vec![broker.clone()],
+        LoaderSnapshots {
+            dir: metadata_partition_dir(&config.metadata_log_dir()),
+            policy: SnapshotPolicy::from_config(&config),
+            written: snapshots_tx,
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let mut background = vec![tokio::spawn(loader.run(shutdown_rx.clone()))];
 
     let forwarder = Arc::new(ControllerForwarder::new(

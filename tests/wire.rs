@@ -509,7 +509,10 @@ fn controller_listener_serves_only_controller_apis() {
     );
     assert!(got.contains(&(1, 13, 17)), "{got:?}");
     for raft_api in [52, 53, 54, 55] {
-        assert!(got.iter().any(|(k, _, _)| *k == raft_api), "{raft_api}: {got:?}");
+        assert!(
+            got.iter().any(|(k, _, _)| *k == raft_api),
+            "{raft_api}: {got:?}"
+        );
     }
 
     let batch = encode_batch(&[record(b"v", 0)], &BatchOptions::default());

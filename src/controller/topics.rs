@@ -320,6 +320,18 @@ pub(super) fn create_partitions(
     (results, records)
 }
 
+/// kraftd does not copy partition data between brokers yet: a second replica would be listed
+/// in the metadata but never receive a record, and acks=all would claim copies that do not
+/// exist. Refuse it plainly rather than pretend.
+pub(super) fn check_unreplicated(replicas: usize) -> Result<(), ControllerError> {
+    if replicas > 1 {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "kraftd does not replicate partition data between brokers yet, so replication factor {replicas} cannot be honoured. Fix: create the topic with replication factor 1 (or set default.replication.factor=1)"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,16 +353,4 @@ mod tests {
         assert_eq!(err.code(), 17);
         assert!(err.to_string().contains("249"));
     }
-}
-
-/// kraftd does not copy partition data between brokers yet: a second replica would be listed
-/// in the metadata but never receive a record, and acks=all would claim copies that do not
-/// exist. Refuse it plainly rather than pretend.
-pub(super) fn check_unreplicated(replicas: usize) -> Result<(), ControllerError> {
-    if replicas > 1 {
-        return Err(ControllerError::InvalidReplicationFactor(format!(
-            "kraftd does not replicate partition data between brokers yet, so replication factor {replicas} cannot be honoured. Fix: create the topic with replication factor 1 (or set default.replication.factor=1)"
-        )));
-    }
-    Ok(())
 }

@@ -1296,10 +1296,9 @@ impl RaftCore {
     }
 
     fn validate_fetch_position(&self, fetch_offset: i64, last_fetched_epoch: i32) -> FetchPosition {
-        if let Some(snapshot) = self.log.snapshot
-            && fetch_offset < self.log.start_offset.max(snapshot.end_offset)
-            && fetch_offset < snapshot.end_offset
-            && (fetch_offset < self.log.start_offset || last_fetched_epoch < snapshot.epoch)
+        // Below our log start the records are gone: only the snapshot can bring it forward.
+        if fetch_offset < self.log.start_offset
+            && let Some(snapshot) = self.log.snapshot
         {
             return FetchPosition::SnapshotNeeded(snapshot);
         }

@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use super::METADATA_LOG_DIR_NAME;
-use super::core::{Action, FetchResponse, LogSummary, RaftCore, Request, Response, Role, Timeouts};
+use super::core::{
+    Action, FetchResponse, LogSummary, RaftCore, Request, Response, Role, SnapshotId, Timeouts,
+};
 use super::quorum_state::{ElectionState, QuorumStateFile};
 use super::rpc;
 use crate::log::{LogConfig, LogError, PartitionLog, ReadInfo};
@@ -240,6 +242,9 @@ pub struct RaftConfig {
     pub voters: Vec<VoterAddress>,
     pub metadata_log_dir: PathBuf,
     pub timeouts: Timeouts,
+    /// Snapshots the metadata loader writes; the core learns of each (it may then answer a
+    /// fetch below the log start with the snapshot).
+    pub snapshots_written: Option<watch::Receiver<Option<super::snapshot::SnapshotId>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +253,8 @@ pub enum RaftStartError {
     QuorumState(#[from] super::quorum_state::QuorumStateError),
     #[error("metadata log {dir}: {source}")]
     Log { dir: PathBuf, source: LogError },
+    #[error("{0}")]
+    Snapshot(#[from] super::snapshot::SnapshotError),
 }
 
 /// What this node last heard from a peer.
@@ -294,11 +301,18 @@ impl RaftDriver {
         let quorum_state = QuorumStateFile::new(&dir);
         let stored = quorum_state.read()?;
         let election = stored.map(|s| s.election).unwrap_or_default();
+        // Half-written snapshots from a crash are removed; the newest whole one is known to
+        // the core.
+        super::snapshot::clean_snapshot_dir(&dir)?;
+        let latest = super::snapshot::latest_snapshot(&dir)?.map(|s| SnapshotId {
+            end_offset: s.end_offset,
+            epoch: s.epoch,
+        });
         let summary = LogSummary {
             start_offset: log.log_start_offset(),
             end_offset: log.log_end_offset(),
             epochs: log.leader_epochs().to_vec(),
-            snapshot: None,
+            snapshot: latest,
         };
         let voter_ids: Vec<i32> = config.voters.iter().map(|v| v.id).collect();
         let core = RaftCore::new(
@@ -374,7 +388,14 @@ impl RaftDriver {
         self.execute(actions)?;
         let mut health = tokio::time::interval(HEALTH_CHECK_EVERY);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshots = self.config.snapshots_written.take();
         loop {
+            let snapshot_written = async {
+                match snapshots.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self.core.next_deadline();
             let sleep_ms = deadline.saturating_sub(self.now());
             tokio::select! {
@@ -387,6 +408,23 @@ impl RaftDriver {
                     self.execute(actions)?;
                 }
                 _ = health.tick() => self.report_health(),
+                open = snapshot_written => {
+                    let latest = match snapshots.as_ref() {
+                        Some(rx) if open => *rx.borrow(),
+                        _ => {
+                            snapshots = None;
+                            None
+                        }
+                    };
+                    if let Some(s) = latest {
+                        // The log is kept (Kafka trims it only past metadata.max.retention.*).
+                        let start = self.core.log().start_offset;
+                        self.core.on_snapshot_taken(
+                            SnapshotId { end_offset: s.end_offset, epoch: s.epoch },
+                            start,
+                        );
+                    }
+                }
                 _ = shutdown.changed() => break,
             }
         }
