@@ -97,6 +97,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let (controller, controller_handle) = QuorumController::new(
         ControllerConfig {
             node_id: config.node_id,
+            cluster_id: cluster_id.clone(),
             broker: config.clone(),
             default_num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor.clamp(1, i16::MAX as i32)
@@ -148,7 +149,9 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         .collect();
 
     let epoch = tokio::select! {
-        epoch = register_and_unfence(&config, &controller_handle) => epoch,
+        r = register_and_unfence(&config, &dispatcher.cluster_id, &controller_handle, &metadata, shutdown_rx.clone()) => {
+            *r.map_err(|e| e.to_string())?.broker_epoch().borrow()
+        }
         _ = tokio::time::sleep(Duration::from_secs(30)) => {
             let _ = shutdown_tx.send(true);
             return Err("the node could not register with its controller within 30 s. Fix: check the log above for the cause".into());
