@@ -21,6 +21,8 @@ use crate::network::ListenerKind;
 mod alter_configs;
 mod api_versions;
 mod authorized;
+mod broker_heartbeat;
+mod broker_registration;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -105,7 +107,11 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// Served on the CONTROLLER listener.
-pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
+pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+];
 
 pub fn apis_for(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
     match kind {
@@ -258,6 +264,8 @@ impl Dispatcher {
             ApiKey::OffsetDelete => call!(offset_delete),
             ApiKey::ConsumerGroupHeartbeat => call!(consumer_group_heartbeat),
             ApiKey::ConsumerGroupDescribe => call!(consumer_group_describe),
+            ApiKey::BrokerRegistration => call!(broker_registration),
+            ApiKey::BrokerHeartbeat => call!(broker_heartbeat),
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }
