@@ -474,13 +474,17 @@ pub fn heartbeat_inputs(
     registration_offset: i64,
 ) -> HeartbeatInputs {
     let broker = req.broker_id.0;
+    let controlled_shutdown_offset = manager.controlled_shutdown_offset(broker);
+    // Leaderships matter only to a broker that wants to stop; the scan over every partition is
+    // skipped for the routine heartbeat.
+    let shutting_down = req.want_shut_down || controlled_shutdown_offset.is_some();
     HeartbeatInputs {
         want_fence: req.want_fence,
         want_shut_down: req.want_shut_down,
         current_metadata_offset: req.current_metadata_offset,
         registration_offset,
-        has_leaderships: super::partition_change::has_leaderships(image, broker),
-        controlled_shutdown_offset: manager.controlled_shutdown_offset(broker),
+        has_leaderships: shutting_down && super::partition_change::has_leaderships(image, broker),
+        controlled_shutdown_offset,
         lowest_active_offset: manager.lowest_active_offset(image),
     }
 }
