@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::api::Dispatcher;
-use crate::broker::{ProducerIdManager, ReplicaManager, register_and_unfence};
+use crate::broker::{
+    BrokerLifecycleManager, ProducerIdManager, ReplicaManager, register_and_unfence,
+};
 use crate::config::{ProcessRole, ServerConfig};
 use crate::controller::{ControllerConfig, ControllerForwarder, QuorumController};
 use crate::group::GroupCoordinator;
@@ -26,12 +28,21 @@ const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
 /// Bounds file descriptors used by clients.
 const MAX_CONNECTIONS_PER_LISTENER: usize = 10_000;
 
+type LifecycleSlot = Arc<std::sync::Mutex<Option<BrokerLifecycleManager>>>;
+
+/// How long a stopping broker waits for the controller to move its partitions' leadership
+/// away (controlled shutdown) before it stops anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     raft: JoinHandle<Result<(), crate::raft::RaftError>>,
     broker: Arc<ReplicaManager>,
+    /// The broker's lifecycle, once it has joined the cluster.
+    lifecycle: LifecycleSlot,
+    raft_handle: crate::raft::RaftHandle,
     /// The address each listener bound, by listener name.
     pub bound: Vec<(String, std::net::SocketAddr)>,
 }
@@ -132,11 +143,13 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let (controller, controller_handle) = QuorumController::new(
         ControllerConfig {
             node_id: config.node_id,
+            cluster_id: cluster_id.clone(),
             broker: config.clone(),
             default_num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor.clamp(1, i16::MAX as i32)
                 as i16,
             delete_topic_enable: config.delete_topic_enable,
+            max_replication_factor: 1,
         },
         raft.clone(),
         metadata.clone(),
@@ -187,6 +200,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
 
     // Join the cluster in the background: with several voters a quorum may not exist yet, and
     // the node must serve (with retriable errors) and answer signals meanwhile.
+    let lifecycle_slot: LifecycleSlot = Arc::new(std::sync::Mutex::new(None));
     let joining = {
         let config = config.clone();
         let controller = controller_handle.clone();
@@ -194,15 +208,44 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         let metadata = metadata.clone();
         let raft = raft.clone();
         let broker = broker.clone();
-        let mut shutdown = shutdown_rx.clone();
+        let shutdown = shutdown_rx.clone();
+        let lifecycle_slot = lifecycle_slot.clone();
         tokio::spawn(async move {
-            let epoch = tokio::select! {
-                epoch = register_and_unfence(&config, &controller) => epoch,
-                _ = shutdown.changed() => return,
+            let lifecycle = match register_and_unfence(
+                &config,
+                &dispatcher.cluster_id,
+                &controller,
+                &metadata,
+                shutdown,
+            )
+            .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    error!(error = %e, "the broker could not join the cluster");
+                    return;
+                }
             };
-            dispatcher
-                .broker_epoch
-                .store(epoch, std::sync::atomic::Ordering::Release);
+            let mut epochs = lifecycle.broker_epoch();
+            dispatcher.broker_epoch.store(
+                *epochs.borrow_and_update(),
+                std::sync::atomic::Ordering::Release,
+            );
+            // Re-registration (after STALE_BROKER_EPOCH) issues a new epoch.
+            {
+                let dispatcher = dispatcher.clone();
+                tokio::spawn(async move {
+                    while epochs.changed().await.is_ok() {
+                        let epoch = *epochs.borrow_and_update();
+                        dispatcher
+                            .broker_epoch
+                            .store(epoch, std::sync::atomic::Ordering::Release);
+                    }
+                });
+            }
+            if let Ok(mut slot) = lifecycle_slot.lock() {
+                *slot = Some(lifecycle);
+            }
             // Remove stray logs only once this broker's image is current.
             let hw = *raft.high_watermark().borrow();
             if metadata.wait_for_offset(hw).await.is_some() {
@@ -227,6 +270,8 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         background,
         raft: raft_task,
         broker,
+        lifecycle: lifecycle_slot,
+        raft_handle: raft.clone(),
         bound,
     })
 }
@@ -235,6 +280,22 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish, flushes and closes every log.
     pub async fn shutdown(self) -> Result<(), String> {
         info!("shutting down");
+        let lifecycle = self.lifecycle.lock().ok().and_then(|mut l| l.take());
+        let has_leader = self.raft_handle.leader().borrow().leader_id.is_some();
+        if let Some(lifecycle) = lifecycle {
+            // Hand partition leadership over while a controller can still grant it; without a
+            // quorum nobody can, so do not wait for it.
+            if has_leader {
+                if !lifecycle
+                    .controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
+                    .await
+                {
+                    warn!("controlled shutdown was not granted in time; stopping anyway");
+                }
+            } else {
+                info!("no metadata quorum leader: stopping without a controlled shutdown");
+            }
+        }
         let _ = self.shutdown.send(true);
         for l in self.listeners {
             let _ = l.await;

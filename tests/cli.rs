@@ -946,7 +946,11 @@ fn metadata_dump_prints_the_metadata_log_as_records() {
         "{out}"
     );
     assert!(out.contains("RegisterBrokerRecord(brokerId=1,"), "{out}");
-    assert!(out.contains("UnfenceBrokerRecord(id=1,"), "{out}");
+    // Unfenced as Kafka does from metadata.version 3.3-IV2 on.
+    assert!(
+        out.contains("BrokerRegistrationChangeRecord(brokerId=1, brokerEpoch=3, fenced=-1,"),
+        "{out}"
+    );
     // Offsets are printed in order, each once.
     let offsets: Vec<i64> = lines
         .iter()

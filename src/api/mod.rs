@@ -24,6 +24,8 @@ mod alter_configs;
 mod api_versions;
 mod authorized;
 mod begin_quorum_epoch;
+mod broker_heartbeat;
+mod broker_registration;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -139,6 +141,8 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BeginQuorumEpoch, 0, 1),
     (ApiKey::EndQuorumEpoch, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
 ];
 
 pub fn apis_for(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
@@ -327,6 +331,8 @@ impl Dispatcher {
             ApiKey::OffsetDelete => call!(offset_delete),
             ApiKey::ConsumerGroupHeartbeat => call!(consumer_group_heartbeat),
             ApiKey::ConsumerGroupDescribe => call!(consumer_group_describe),
+            ApiKey::BrokerRegistration => call!(broker_registration),
+            ApiKey::BrokerHeartbeat => call!(broker_heartbeat),
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }

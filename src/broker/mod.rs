@@ -2,6 +2,7 @@
 //! fetch paths, idempotent-producer state, and the lifecycle that registers the node with the
 //! controller. It reads the metadata image and calls into `log`; it never writes metadata itself.
 
+pub mod controller_channel;
 mod errors;
 pub mod fetch_session;
 mod lifecycle;
@@ -9,7 +10,10 @@ mod partition;
 mod producer_state;
 mod replica_manager;
 
+pub use controller_channel::{ChannelError, ControllerChannel};
 pub use errors::BrokerError;
-pub use lifecycle::register_and_unfence;
+pub use lifecycle::{
+    BrokerLifecycleManager, BrokerState, LifecycleConfig, LifecycleError, register_and_unfence,
+};
 pub use partition::{AppendResult, FetchedData, Partition};
 pub use replica_manager::{ProducerIdManager, ReplicaManager};

@@ -27,6 +27,16 @@ pub enum ControllerError {
     UnknownTopicId,
     #[error("{0}")]
     BrokerIdNotRegistered(String),
+    #[error("{0}")]
+    InconsistentClusterId(String),
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
+    #[error("{0}")]
+    InvalidRegistration(String),
+    #[error("{0}")]
+    UnsupportedVersion(String),
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
     #[error("The server experienced an unexpected error: {0}")]
     Unknown(String),
 }
@@ -46,6 +56,13 @@ impl ControllerError {
             ControllerError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
             ControllerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+            ControllerError::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
+            ControllerError::DuplicateBrokerRegistration(_) => {
+                ResponseError::DuplicateBrokerRegistration
+            }
+            ControllerError::InvalidRegistration(_) => ResponseError::InvalidRegistration,
+            ControllerError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
+            ControllerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
             ControllerError::Unknown(_) => ResponseError::UnknownServerError,
         }
     }

@@ -4,33 +4,41 @@
 //!
 //! Requests are handled one at a time against the newest image, so a check and the records it
 //! leads to never interleave with another request's. It never writes state anywhere but the
-//! metadata log.
+//! metadata log, except the brokers' sessions (`brokers`), which are soft state as in Kafka:
+//! they live only while this node is the active controller.
 
+mod brokers;
 mod configs;
 mod errors;
 mod forwarding;
+mod partition_change;
 mod placement;
 mod topics;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerRegistrationRequest};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+pub use brokers::{
+    BrokerControlState, BrokerHeartbeatReply, BrokerRegistrationReply, HeartbeatInputs,
+    MAX_REGISTERED_BROKERS, METADATA_VERSION_FEATURE, MINIMUM_KRAFT_METADATA_VERSION,
+    heartbeat_response, next_broker_state, registration_response, session_expired,
+};
 pub use configs::{AlterConfigResource, ConfigOp};
 pub use errors::ControllerError;
 pub use forwarding::ControllerForwarder;
 pub use topics::{CreatedTopic, NewPartitions, NewTopic, TopicRef, validate_topic_name};
 
-use crate::metadata::records::{
-    BrokerEndpoint, FeatureLevelRecord, MetadataRecord, NoOpRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, UnfenceBrokerRecord,
-};
+use crate::metadata::records::{FeatureLevelRecord, MetadataRecord, NoOpRecord, ProducerIdsRecord};
 use crate::metadata::{MetadataImage, MetadataReader};
 use crate::raft::RaftHandle;
+use brokers::BrokerHeartbeatManager;
 
 /// metadata.version written when a new cluster's log is bootstrapped: 3.9-IV0, the newest level
 /// whose records kraftd reads and writes in full.
@@ -40,11 +48,15 @@ pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Requests queued ahead of the one being handled.
 const REQUEST_QUEUE: usize = 256;
 
-pub struct BrokerToRegister {
-    pub broker_id: i32,
-    pub incarnation_id: Uuid,
-    pub endpoints: Vec<BrokerEndpoint>,
-    pub rack: Option<String>,
+/// Where a broker request comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOrigin {
+    /// The broker of this very process. Its registration proves that any other incarnation of
+    /// this node id belonged to an earlier process of this node, which is gone: it is not made
+    /// to wait out that incarnation's session, as a crashed combined node would in Kafka.
+    InProcess,
+    /// A request that came over the CONTROLLER listener.
+    Network,
 }
 
 enum Request {
@@ -67,14 +79,14 @@ enum Request {
         validate_only: bool,
         reply: oneshot::Sender<Vec<Result<(), ControllerError>>>,
     },
-    RegisterBroker {
-        broker: BrokerToRegister,
-        reply: oneshot::Sender<Result<i64, ControllerError>>,
+    BrokerRegistration {
+        request: BrokerRegistrationRequest,
+        origin: RequestOrigin,
+        reply: oneshot::Sender<Result<BrokerRegistrationReply, ControllerError>>,
     },
-    UnfenceBroker {
-        broker_id: i32,
-        broker_epoch: i64,
-        reply: oneshot::Sender<Result<(), ControllerError>>,
+    BrokerHeartbeat {
+        request: BrokerHeartbeatRequest,
+        reply: oneshot::Sender<Result<BrokerHeartbeatReply, ControllerError>>,
     },
     AllocateProducerIds {
         broker_id: i32,
@@ -89,13 +101,29 @@ pub struct ControllerHandle {
     tx: mpsc::Sender<Request>,
     /// Reaches the active controller on another node for this node's own needs.
     forwarder: Option<Arc<ControllerForwarder>>,
+    active: watch::Receiver<bool>,
 }
 
 impl ControllerHandle {
+    /// Whether this node is the active controller now.
+    pub fn is_active(&self) -> bool {
+        *self.active.borrow()
+    }
+
+    /// Waits until this node is the active controller; false if the controller has stopped.
+    pub async fn wait_active(&self) -> bool {
+        let mut active = self.active.clone();
+        active.wait_for(|a| *a).await.is_ok()
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Request,
     ) -> Result<T, ControllerError> {
+        if !self.is_active() {
+            // Never queue behind an election that may not happen: the caller retries.
+            return Err(ControllerError::NotController);
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
@@ -111,7 +139,7 @@ impl ControllerHandle {
     }
 
     /// The forwarder, when the active controller runs on another node.
-    fn remote(&self) -> Option<&ControllerForwarder> {
+    pub fn remote(&self) -> Option<&ControllerForwarder> {
         self.forwarder.as_deref().filter(|f| !f.is_local_leader())
     }
 
@@ -166,22 +194,36 @@ impl ControllerHandle {
         .await
     }
 
-    pub async fn register_broker(&self, broker: BrokerToRegister) -> Result<i64, ControllerError> {
-        self.call(|reply| Request::RegisterBroker { broker, reply })
-            .await?
-    }
-
-    pub async fn unfence_broker(
+    /// BrokerRegistration (KIP-631). A request from the network is refused with NotController
+    /// at once when this node is not active; one from this process waits for activation, as
+    /// every other in-process request does.
+    pub async fn broker_registration(
         &self,
-        broker_id: i32,
-        broker_epoch: i64,
-    ) -> Result<(), ControllerError> {
-        self.call(|reply| Request::UnfenceBroker {
-            broker_id,
-            broker_epoch,
+        request: BrokerRegistrationRequest,
+        origin: RequestOrigin,
+    ) -> Result<BrokerRegistrationReply, ControllerError> {
+        if origin == RequestOrigin::Network && !self.is_active() {
+            return Err(ControllerError::NotController);
+        }
+        self.call(|reply| Request::BrokerRegistration {
+            request,
+            origin,
             reply,
         })
         .await?
+    }
+
+    /// BrokerHeartbeat (KIP-631); refused like a registration when not active.
+    pub async fn broker_heartbeat(
+        &self,
+        request: BrokerHeartbeatRequest,
+        origin: RequestOrigin,
+    ) -> Result<BrokerHeartbeatReply, ControllerError> {
+        if origin == RequestOrigin::Network && !self.is_active() {
+            return Err(ControllerError::NotController);
+        }
+        self.call(|reply| Request::BrokerHeartbeat { request, reply })
+            .await?
     }
 
     /// A block of producer ids: (first id, count).
@@ -202,35 +244,26 @@ impl ControllerHandle {
     }
 }
 
-/// Answers a request NOT_CONTROLLER without looking at it.
+/// Answers a request NOT_CONTROLLER without looking at it: its caller sees the reply channel
+/// close, which `ControllerHandle::call` reports as NotController.
 fn reject(request: Request) {
-    let e = ControllerError::NotController;
-    match request {
-        Request::CreateTopics { reply, .. } => drop(reply),
-        Request::DeleteTopics { reply, .. } => drop(reply),
-        Request::CreatePartitions { reply, .. } => drop(reply),
-        Request::AlterConfigs { reply, .. } => drop(reply),
-        Request::RegisterBroker { reply, .. } => {
-            let _ = reply.send(Err(e));
-        }
-        Request::UnfenceBroker { reply, .. } => {
-            let _ = reply.send(Err(e));
-        }
-        Request::AllocateProducerIds { reply, .. } => {
-            let _ = reply.send(Err(e));
-        }
-    }
+    drop(request);
 }
 
 /// Settings the controller needs from the node's config.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub node_id: i32,
+    /// Registrations from another cluster are refused (INCONSISTENT_CLUSTER_ID).
+    pub cluster_id: String,
     /// The node's static config: topic configs fall back to it when validated.
     pub broker: Arc<crate::config::ServerConfig>,
     pub default_num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
+    /// The most replicas a partition may have: 1 until partition data is replicated between
+    /// brokers (the controller's leader-election logic is exercised with more in unit tests).
+    pub max_replication_factor: i16,
 }
 
 pub struct QuorumController {
@@ -238,6 +271,10 @@ pub struct QuorumController {
     raft: RaftHandle,
     metadata: MetadataReader,
     requests: mpsc::Receiver<Request>,
+    /// Published to every ControllerHandle.
+    active: watch::Sender<bool>,
+    /// Brokers' sessions; reset each time this node becomes active.
+    sessions: BrokerHeartbeatManager,
 }
 
 impl QuorumController {
@@ -247,15 +284,20 @@ impl QuorumController {
         metadata: MetadataReader,
     ) -> (QuorumController, ControllerHandle) {
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+        let (active_tx, active_rx) = watch::channel(false);
+        let sessions = BrokerHeartbeatManager::new(session_timeout(&config));
         (
             QuorumController {
                 config,
                 raft,
                 metadata,
                 requests: rx,
+                active: active_tx,
+                sessions,
             },
             ControllerHandle {
                 tx,
+                active: active_rx,
                 forwarder: None,
             },
         )
@@ -265,44 +307,73 @@ impl QuorumController {
     /// request NOT_CONTROLLER at once, so callers retry elsewhere instead of waiting.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut leader = self.raft.leader();
-        let mut active_epoch: Option<i32> = None;
         loop {
-            let current = *leader.borrow_and_update();
-            let leads = current.leader_id == Some(self.config.node_id);
-            if leads && active_epoch != Some(current.epoch) {
-                // Make sure the image holds everything committed before serving.
-                match self.activate().await {
-                    Ok(()) => active_epoch = Some(current.epoch),
-                    Err(e) => {
-                        warn!(error = %e, "controller could not activate; waiting for the next election");
-                    }
+            // Wait to lead. Requests that arrive meanwhile are refused (NOT_CONTROLLER) so
+            // their callers retry, possibly at another node, instead of waiting here.
+            let leader_epoch = loop {
+                let now = *leader.borrow_and_update();
+                if now.leader_id == Some(self.config.node_id) {
+                    break now.epoch;
+                }
+                tokio::select! {
+                    r = leader.changed() => if r.is_err() { return },
+                    r = self.requests.recv() => match r {
+                        Some(r) => reject(r),
+                        None => return,
+                    },
+                    _ = shutdown.changed() => return,
+                }
+            };
+            if let Err(e) = self.activate().await {
+                warn!(error = %e, "controller could not activate");
+                // Try again once leadership changes (or shortly, if it does not).
+                tokio::select! {
+                    r = leader.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = shutdown.changed() => return,
                 }
                 continue;
             }
-            if !leads && active_epoch.take().is_some() {
-                info!(
-                    node_id = self.config.node_id,
-                    "no longer the active controller"
-                );
-            }
-            tokio::select! {
-                r = self.requests.recv() => match r {
-                    Some(request) => {
-                        let still = *self.raft.leader().borrow();
-                        if active_epoch.is_some() && active_epoch == Some(still.epoch)
-                            && still.leader_id == Some(self.config.node_id)
-                        {
-                            self.handle(request).await;
-                        } else {
-                            reject(request);
+            loop {
+                let image = self.metadata.current();
+                let next_check = self.sessions.next_check_time(&image);
+                // Requests first: a heartbeat already queued must count before its broker's
+                // session is judged.
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return,
+                    r = leader.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        // A new epoch, even one this node leads again, may follow writes this
+                        // node has not seen: activate afresh.
+                        let now = *leader.borrow_and_update();
+                        if now.leader_id != Some(self.config.node_id) || now.epoch != leader_epoch {
+                            self.deactivate();
+                            break;
                         }
                     }
-                    None => return,
-                },
-                r = leader.changed() => if r.is_err() { return },
-                _ = shutdown.changed() => return,
+                    r = self.requests.recv() => match r {
+                        Some(r) => self.handle(r).await,
+                        None => return,
+                    },
+                    _ = sleep_until(next_check) => self.fence_stale_brokers().await,
+                }
             }
         }
+    }
+
+    /// No longer the leader: sessions are dropped (the next active controller starts its own)
+    /// and queued requests are answered NotController by dropping them.
+    fn deactivate(&mut self) {
+        self.active.send_replace(false);
+        self.sessions = BrokerHeartbeatManager::new(session_timeout(&self.config));
+        while self.requests.try_recv().is_ok() {}
+        info!(
+            node_id = self.config.node_id,
+            "no longer the active controller"
+        );
     }
 
     /// Commits a NoOpRecord so the image is known to hold every earlier record, then bootstraps a
@@ -322,6 +393,14 @@ impl QuorumController {
                 "bootstrapped a new cluster's metadata log"
             );
         }
+        // Every registered broker gets a fresh session, as in Kafka: this node does not know
+        // when any of them last heartbeated.
+        self.sessions = BrokerHeartbeatManager::activate(
+            session_timeout(&self.config),
+            &self.metadata.current(),
+            Instant::now(),
+        );
+        self.active.send_replace(true);
         info!(
             node_id = self.config.node_id,
             "became the active controller"
@@ -334,8 +413,19 @@ impl QuorumController {
         &self,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
+        self.commit_at(records).await.map(|(image, _)| image)
+    }
+
+    /// As `commit`, also returning the offset of the batch's last record (for an empty batch,
+    /// of the last record already in the image).
+    async fn commit_at(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(Arc<MetadataImage>, i64), ControllerError> {
         if records.is_empty() {
-            return Ok(self.metadata.current());
+            let image = self.metadata.current();
+            let last = image.offset - 1;
+            return Ok((image, last));
         }
         let values: Vec<Bytes> = records.iter().map(|r| Bytes::from(r.encode())).collect();
         let (last, epoch) = self.raft.propose(values).await.map_err(|e| match e {
@@ -346,10 +436,12 @@ impl QuorumController {
             .wait_committed(last, epoch)
             .await
             .map_err(|_| ControllerError::NotController)?;
-        self.metadata
+        let image = self
+            .metadata
             .wait_for_offset(last + 1)
             .await
-            .ok_or(ControllerError::NotController)
+            .ok_or(ControllerError::NotController)?;
+        Ok((image, last))
     }
 
     async fn handle(&mut self, request: Request) {
@@ -374,7 +466,7 @@ impl QuorumController {
                 validate_only,
                 reply,
             } => {
-                let (results, records) = topics::create_partitions(&image, topics);
+                let (results, records) = topics::create_partitions(&self.config, &image, topics);
                 let results = self.commit_unless(validate_only, records, results).await;
                 let _ = reply.send(results);
             }
@@ -388,32 +480,16 @@ impl QuorumController {
                 let results = self.commit_unless(validate_only, records, results).await;
                 let _ = reply.send(results);
             }
-            Request::RegisterBroker { broker, reply } => {
-                let result = self.register_broker(&image, broker).await;
-                let _ = reply.send(result);
-            }
-            Request::UnfenceBroker {
-                broker_id,
-                broker_epoch,
+            Request::BrokerRegistration {
+                request,
+                origin,
                 reply,
             } => {
-                let result = match image.brokers.get(&broker_id) {
-                    Some(b) if b.epoch == broker_epoch => {
-                        if b.fenced {
-                            self.commit(vec![MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
-                                id: broker_id,
-                                epoch: broker_epoch,
-                            })])
-                            .await
-                            .map(|_| ())
-                        } else {
-                            Ok(())
-                        }
-                    }
-                    _ => Err(ControllerError::BrokerIdNotRegistered(format!(
-                        "Broker {broker_id} with epoch {broker_epoch} is not registered"
-                    ))),
-                };
+                let result = self.broker_registration(&image, request, origin).await;
+                let _ = reply.send(result);
+            }
+            Request::BrokerHeartbeat { request, reply } => {
+                let result = self.broker_heartbeat(&image, request).await;
                 let _ = reply.send(result);
             }
             Request::AllocateProducerIds {
@@ -452,46 +528,172 @@ impl QuorumController {
         }
     }
 
-    async fn register_broker(
-        &self,
+    /// BrokerRegistration, as Kafka's `ClusterControlManager.registerBroker`.
+    async fn broker_registration(
+        &mut self,
         image: &MetadataImage,
-        broker: BrokerToRegister,
-    ) -> Result<i64, ControllerError> {
-        // The broker epoch is the offset of its registration record, as in Kafka.
-        let epoch_guess = image.offset;
-        let mut features = BTreeMap::new();
-        features.insert(
-            "metadata.version".to_string(),
-            (1i16, BOOTSTRAP_METADATA_VERSION),
+        request: BrokerRegistrationRequest,
+        origin: RequestOrigin,
+    ) -> Result<BrokerRegistrationReply, ControllerError> {
+        let now = Instant::now();
+        let broker = request.broker_id.0;
+        let mut record = brokers::validate_registration(image, &self.config.cluster_id, &request)?;
+        let existing = image.brokers.get(&broker);
+        let same_incarnation = existing.is_some_and(|b| b.incarnation_id == request.incarnation_id);
+        let local = origin == RequestOrigin::InProcess && broker == self.config.node_id;
+        if let Some(b) = existing
+            && !same_incarnation
+            && !local
+            && self.sessions.has_valid_session(b, now)
+        {
+            return Err(ControllerError::DuplicateBrokerRegistration(
+                "Another broker is registered with that broker id.".into(),
+            ));
+        }
+        let mut records = Vec::new();
+        match existing {
+            Some(b) if same_incarnation => {
+                // The same process registering again (a lost answer, a new controller) keeps
+                // its epoch and state.
+                record.broker_epoch = b.epoch;
+                record.fenced = b.fenced;
+                record.in_controlled_shutdown = b.in_controlled_shutdown;
+            }
+            _ => {
+                if let Some(b) = existing.filter(|b| !b.fenced) {
+                    // The old incarnation was never fenced (it died within its session, or was
+                    // shutting down): move its leaderships away now, as its expiry would.
+                    records.extend(
+                        partition_change::leader_and_isr_updates(
+                            image,
+                            partition_change::BrokerChange::Remove(b.id),
+                        )
+                        .into_iter()
+                        .map(MetadataRecord::PartitionChange),
+                    );
+                }
+                // The epoch is the offset the record will have: this controller is the log's only
+                // writer and the image holds everything written so far.
+                record.broker_epoch = image.offset + records.len() as i64;
+                self.sessions.remove(broker);
+            }
+        }
+        let epoch = record.broker_epoch;
+        let fenced = record.fenced;
+        info!(
+            broker_id = broker,
+            incarnation_id = %request.incarnation_id,
+            broker_epoch = epoch,
+            new_incarnation = !same_incarnation,
+            "registering broker"
         );
-        let record = RegisterBrokerRecord {
-            broker_id: broker.broker_id,
-            is_migrating_zk_broker: false,
-            incarnation_id: broker.incarnation_id,
-            broker_epoch: epoch_guess,
-            end_points: broker.endpoints,
-            features: features
-                .into_iter()
-                .map(
-                    |(name, (min, max))| crate::metadata::records::BrokerFeature {
-                        name,
-                        min_supported_version: min,
-                        max_supported_version: max,
-                    },
-                )
-                .collect(),
-            rack: broker.rack,
-            fenced: true,
-            in_controlled_shutdown: false,
-            log_dirs: Vec::new(),
-        };
-        let image = self
-            .commit(vec![MetadataRecord::RegisterBroker(record)])
-            .await?;
-        image
-            .brokers
-            .get(&broker.broker_id)
-            .map(|b| b.epoch)
-            .ok_or_else(|| ControllerError::Unknown("registration was not applied".into()))
+        records.push(MetadataRecord::RegisterBroker(record));
+        let (_, last) = self.commit_at(records).await?;
+        if !same_incarnation && last != epoch {
+            // Still unique and increasing (the image only grows), so nothing depends on it.
+            debug!(
+                broker_id = broker,
+                broker_epoch = epoch,
+                offset = last,
+                "broker epoch differs from its record's offset"
+            );
+        }
+        self.sessions
+            .registered(broker, last, Instant::now(), fenced);
+        Ok(BrokerRegistrationReply {
+            broker_epoch: epoch,
+        })
+    }
+
+    /// BrokerHeartbeat, as Kafka's `ReplicationControlManager.processBrokerHeartbeat`.
+    async fn broker_heartbeat(
+        &mut self,
+        image: &MetadataImage,
+        request: BrokerHeartbeatRequest,
+    ) -> Result<BrokerHeartbeatReply, ControllerError> {
+        let broker = request.broker_id.0;
+        let registration = brokers::check_broker_epoch(image, broker, request.broker_epoch)?;
+        let registration_offset = self.sessions.registration_offset(broker).ok_or_else(|| {
+            ControllerError::StaleBrokerEpoch(format!(
+                "Receive a heartbeat from broker {broker} before registration"
+            ))
+        })?;
+        let current = self.sessions.current_state(registration);
+        let inputs =
+            brokers::heartbeat_inputs(&request, &self.sessions, image, registration_offset);
+        let next = next_broker_state(current, inputs);
+        let records = brokers::heartbeat_records(image, broker, registration.epoch, current, next);
+        if current != next {
+            info!(broker_id = broker, from = ?current, to = ?next, "broker state change");
+        }
+        let (_, last) = self.commit_at(records).await?;
+        self.sessions.touch(
+            broker,
+            Instant::now(),
+            request.current_metadata_offset,
+            next.fenced(),
+        );
+        if next.in_controlled_shutdown() {
+            self.sessions
+                .maybe_update_controlled_shutdown_offset(broker, last);
+        }
+        Ok(BrokerHeartbeatReply {
+            is_caught_up: request.current_metadata_offset >= registration_offset,
+            is_fenced: next.fenced(),
+            in_controlled_shutdown: next.in_controlled_shutdown(),
+            should_shut_down: next.should_shut_down(),
+        })
+    }
+
+    /// Fences every unfenced broker whose session expired, one at a time so each sees the
+    /// leadership moves of the previous one.
+    async fn fence_stale_brokers(&mut self) {
+        loop {
+            let image = self.metadata.current();
+            let Some(broker) = self.sessions.find_stale_broker(&image, Instant::now()) else {
+                return;
+            };
+            let Some(epoch) = image.brokers.get(&broker).map(|b| b.epoch) else {
+                self.sessions.remove(broker);
+                continue;
+            };
+            info!(
+                broker_id = broker,
+                session_timeout_ms = self.sessions.session_timeout().as_millis() as u64,
+                "fencing broker because its session has timed out"
+            );
+            match self
+                .commit(brokers::fence_records(&image, broker, epoch))
+                .await
+            {
+                Ok(_) => self.sessions.fenced(broker),
+                Err(e) => {
+                    warn!(broker_id = broker, error = %e, "could not fence broker");
+                    return;
+                }
+            }
+        }
     }
 }
+
+impl Drop for QuorumController {
+    /// A stopped controller is not active: in-process callers stop waiting for it.
+    fn drop(&mut self) {
+        self.active.send_replace(false);
+    }
+}
+
+fn session_timeout(config: &ControllerConfig) -> Duration {
+    Duration::from_millis(config.broker.broker_session_timeout_ms.max(1) as u64)
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -141,7 +141,7 @@ pub(super) fn create_topics(
                         "Replication factor must be larger than 0.".into(),
                     ));
                 }
-                check_unreplicated(rf as usize)?;
+                check_replication_factor(config, rf as usize)?;
                 placement::place(&brokers, 0, partitions, rf)?
             } else {
                 if topic.num_partitions != -1 || topic.replication_factor != -1 {
@@ -157,6 +157,9 @@ pub(super) fn create_topics(
                     ));
                 }
                 validate_assignment(image, topic.assignments.values())?;
+                for replicas in topic.assignments.values() {
+                    check_replication_factor(config, replicas.len())?;
+                }
                 topic.assignments.values().cloned().collect()
             };
             let topic_id = Uuid::new_v4();
@@ -205,7 +208,6 @@ fn validate_assignment<'a>(
                 "The manual partition assignment includes a partition with duplicate replica IDs: {replicas:?}"
             )));
         }
-        check_unreplicated(replicas.len())?;
         for r in replicas {
             if !image.brokers.contains_key(r) {
                 return Err(ControllerError::InvalidReplicaAssignment(format!(
@@ -268,6 +270,7 @@ pub(super) fn delete_topics(
 }
 
 pub(super) fn create_partitions(
+    config: &ControllerConfig,
     image: &MetadataImage,
     topics: Vec<NewPartitions>,
 ) -> TopicResults<()> {
@@ -307,6 +310,9 @@ pub(super) fn create_partitions(
                         )));
                     }
                     validate_assignment(image, a.iter())?;
+                    for replicas in &a {
+                        check_replication_factor(config, replicas.len())?;
+                    }
                     a
                 }
                 None => placement::place(&brokers, current, adding, rf)?,
@@ -322,9 +328,12 @@ pub(super) fn create_partitions(
 
 /// kraftd does not copy partition data between brokers yet: a second replica would be listed
 /// in the metadata but never receive a record, and acks=all would claim copies that do not
-/// exist. Refuse it plainly rather than pretend.
-pub(super) fn check_unreplicated(replicas: usize) -> Result<(), ControllerError> {
-    if replicas > 1 {
+/// exist. Refuse it plainly rather than pretend (`ControllerConfig::max_replication_factor`).
+fn check_replication_factor(
+    config: &ControllerConfig,
+    replicas: usize,
+) -> Result<(), ControllerError> {
+    if replicas > config.max_replication_factor.max(1) as usize {
         return Err(ControllerError::InvalidReplicationFactor(format!(
             "kraftd does not replicate partition data between brokers yet, so replication factor {replicas} cannot be honoured. Fix: create the topic with replication factor 1 (or set default.replication.factor=1)"
         )));

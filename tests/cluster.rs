@@ -1,0 +1,219 @@
+//! Multi-node KRaft clusters of real `kraftd` processes on loopback: elections over the
+//! CONTROLLER listener, metadata replicated to every node, forwarding to the active controller,
+//! failover after SIGKILL, catch-up after restart, and a clean stop of every node at once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+/// (controller id, broker ids, topics) as one node's Metadata answer has them.
+fn metadata(bootstrap: &str) -> Option<(i32, Vec<i32>, Vec<String>)> {
+    let client = admin(bootstrap);
+    let md = client
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(3))
+        .ok()?;
+    let mut brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    brokers.sort();
+    let mut topics: Vec<String> = md.topics().iter().map(|t| t.name().to_string()).collect();
+    topics.sort();
+    Some((md.orig_broker_id(), brokers, topics))
+}
+
+/// The node whose log last said it leads the quorum.
+fn leader(cluster: &Cluster) -> Option<i32> {
+    let mut best: Option<(usize, i32)> = None;
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        let log = n.log();
+        if let Some(pos) = log.rfind("this node leads the metadata quorum") {
+            let after = &log[pos..];
+            let lost = after.contains("no longer the active controller")
+                || after.contains("resigned as metadata quorum leader");
+            if !lost && best.is_none_or(|(p, _)| pos > p) {
+                best = Some((pos, i as i32 + 1));
+            }
+        }
+    }
+    best.map(|(_, id)| id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_replicate_fail_over_and_stop() {
+    let mut cluster = Cluster::start(3, &[]);
+    // Every node registers (through the active controller) and every node serves the same
+    // metadata: three brokers.
+    cluster.wait_for("three registered brokers on every node", TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| metadata(&n.bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2, 3]))
+    });
+    let first = leader(&cluster).expect("a leader");
+
+    // A topic created through a node that does not lead is forwarded to the one that does.
+    let other = if first == 1 { 2 } else { 1 };
+    let bootstrap = cluster.node(other).bootstrap();
+    let results = admin(&bootstrap)
+        .create_topics(
+            [&NewTopic::new("orders", 6, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .expect("create");
+    assert_eq!(results[0].as_ref().map(|s| s.as_str()), Ok("orders"));
+    cluster.wait_for("orders on every node", TIMEOUT, || {
+        cluster.nodes.iter().all(|n| {
+            metadata(&n.bootstrap()).is_some_and(|(_, _, t)| t.contains(&"orders".to_string()))
+        })
+    });
+
+    // SIGKILL the leader; the survivors elect another and accept a new topic.
+    let killed_at = Instant::now();
+    cluster.node(first).kill();
+    let bootstrap: String = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i32 + 1 != first)
+        .map(|(_, n)| n.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin_after = admin(&bootstrap);
+    loop {
+        let r = admin_after
+            .create_topics(
+                [&NewTopic::new(
+                    "after-failover",
+                    1,
+                    TopicReplication::Fixed(1),
+                )],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+            )
+            .await;
+        if let Ok(results) = &r
+            && results[0].is_ok()
+        {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < TIMEOUT,
+            "no CreateTopics success within {TIMEOUT:?} of killing the leader: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "failover: SIGKILL of leader {first} to successful CreateTopics: {} ms",
+        killed_at.elapsed().as_millis()
+    );
+
+    // The killed node comes back and catches up.
+    cluster.node(first).launch(&[]);
+    let back = cluster.node(first).bootstrap();
+    cluster.wait_for("the restarted node to catch up", TIMEOUT, || {
+        metadata(&back).is_some_and(|(_, b, t)| {
+            b == vec![1, 2, 3] && t.contains(&"after-failover".to_string())
+        })
+    });
+
+    // SIGTERM to every node at once: each exits 0 by itself.
+    for n in &cluster.nodes {
+        n.terminate();
+    }
+    for (i, n) in cluster.nodes.iter_mut().enumerate() {
+        let status = n.wait_exit(Duration::from_secs(20));
+        assert!(
+            status.success(),
+            "node {} exited with {status}:\n{}",
+            i + 1,
+            common::cluster::tail(&n.log(), 30)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_alone_says_what_it_waits_for_and_still_stops() {
+    let mut cluster = Cluster::start(3, &[]);
+    // Only node 1 runs: it can never win an election alone.
+    cluster.node(2).kill();
+    cluster.node(3).kill();
+    let port2 = cluster.node(2).controller_port;
+    let port3 = cluster.node(3).controller_port;
+    cluster.node(1).kill();
+    cluster.node(1).launch(&[]);
+    cluster.wait_for("the waiting-for-majority line", TIMEOUT, || {
+        cluster.nodes[0]
+            .log()
+            .contains("waiting for a majority of the metadata quorum")
+    });
+    let log = cluster.nodes[0].log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("waiting for a majority"))
+        .expect("line");
+    assert!(line.contains("2 of 3 voters are needed"), "{line}");
+    assert!(line.contains("reached 1: [1 (this node)]"), "{line}");
+    assert!(
+        line.contains(&format!("2@127.0.0.1:{port2} (connection refused)")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("3@127.0.0.1:{port3} (connection refused)")),
+        "{line}"
+    );
+    // Said once, not in a loop.
+    std::thread::sleep(Duration::from_secs(2));
+    let count = cluster.nodes[0]
+        .log()
+        .matches("waiting for a majority")
+        .count();
+    assert_eq!(count, 1, "the same situation is reported once");
+
+    // Clients get a retriable answer, not a hang.
+    let started = Instant::now();
+    let results = admin(&cluster.nodes[0].bootstrap())
+        .create_topics(
+            [&NewTopic::new("t", 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await;
+    let code = match &results {
+        Ok(r) => r[0].as_ref().err().map(|(_, c)| *c),
+        Err(_) => None,
+    };
+    assert_eq!(
+        code,
+        Some(rdkafka::types::RDKafkaErrorCode::NotController),
+        "{results:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A second voter comes back: a leader is elected and the node says so.
+    cluster.node(2).launch(&[]);
+    cluster.wait_for("a leader again", TIMEOUT, || {
+        cluster.nodes[0]
+            .log()
+            .contains("the metadata quorum has a leader again")
+    });
+
+    // Stop both; neither needs the other to exit.
+    cluster.nodes[0].terminate();
+    cluster.nodes[1].terminate();
+    for i in 0..2 {
+        let status = cluster.nodes[i].wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "node {} exited with {status}", i + 1);
+    }
+}
