@@ -415,15 +415,17 @@ fn query(args: &QuorumArgs) -> Result<QuorumInfo, String> {
     ))
 }
 
-/// Asks each bootstrap address in turn and follows a non-leader's pointer to the leader. Rounds
-/// repeat until the deadline only while some controller answers (an election or a failover is
-/// under way); when none can be reached at all there is nothing to wait for.
+/// Asks each bootstrap address in turn and follows a non-leader's pointer to the leader. Once
+/// some controller has answered, rounds repeat until the deadline (an election or a failover is
+/// under way, a node may be restarting); when none could be reached in the first round there is
+/// nothing to wait for, and the error says so at once.
 async fn find_leader(
     addrs: &[String],
     deadline: Instant,
     timeout_ms: u64,
 ) -> Result<QuorumInfo, String> {
     let mut last_note = String::new();
+    let mut ever_answered = false;
     loop {
         let mut unreachable: Vec<String> = Vec::new();
         let mut answered = false;
@@ -461,21 +463,38 @@ async fn find_leader(
                 Err(Failure::Fatal(line)) => return Err(line),
             }
         }
-        if !answered {
-            return Err(match unreachable.as_slice() {
-                [one] => format!("cannot reach {one}. {FIX_ADDRESS}"),
-                many => format!("cannot reach any of {}. {FIX_ADDRESS}", many.join(", ")),
+        let unreachable = unreachable.join(", ");
+        if !answered && !ever_answered {
+            return Err(if addrs.len() == 1 {
+                format!("cannot reach {unreachable}. {FIX_ADDRESS}")
+            } else {
+                format!("cannot reach any of {unreachable}. {FIX_ADDRESS}")
             });
         }
+        ever_answered = true;
+        // The deadline is checked after the pause too, so that a round never starts only to
+        // find no time left, which would hide what the last answer said.
+        let timed_out = || {
+            let also = if unreachable.is_empty() {
+                String::new()
+            } else {
+                format!("; no answer from {unreachable}")
+            };
+            format!(
+                "no leader of the metadata quorum answered within {timeout_ms} ms: \
+                 {last_note}{also}. Fix: a majority of the voters must run and reach each \
+                 other (see the controllers' logs); to wait longer for an election, raise \
+                 --timeout-ms"
+            )
+        };
         let now = Instant::now();
         if now >= deadline {
-            return Err(format!(
-                "no leader of the metadata quorum answered within {timeout_ms} ms: {last_note}. \
-                 Fix: check the controllers' logs for the election, or wait longer with \
-                 --timeout-ms"
-            ));
+            return Err(timed_out());
         }
         tokio::time::sleep(RETRY_BACKOFF.min(deadline - now)).await;
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
     }
 }
 
