@@ -218,3 +218,44 @@ fn a_malformed_address_is_named_before_connecting() {
          --bootstrap-controller localhost:9093[,host2:9093]\n"
     );
 }
+
+#[test]
+fn every_voter_of_a_three_node_quorum_leads_the_command_to_the_same_leader() {
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let mut leaders = Vec::new();
+    for node in &cluster.nodes {
+        // The default --timeout-ms waits out the first election.
+        let (code, out, err) = quorum(&["status", "--bootstrap-controller", &controller(node)]);
+        assert_eq!(code, 0, "stderr: {err}");
+        let f = status_fields(&out);
+        let voters: serde_json::Value =
+            serde_json::from_str(&f["CurrentVoters"]).expect("CurrentVoters is JSON");
+        let ids: Vec<i64> = voters
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|v| v["id"].as_i64())
+            .collect();
+        assert_eq!(ids, [1, 2, 3], "{out}");
+        leaders.push((f["LeaderId"].clone(), f["LeaderEpoch"].clone()));
+    }
+    assert!(
+        leaders.windows(2).all(|w| w[0] == w[1]),
+        "one leader whichever voter is asked: {leaders:?}"
+    );
+
+    let (code, out, err) = quorum(&[
+        "replication",
+        "--bootstrap-controller",
+        &controller(&cluster.nodes[0]),
+    ]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let rows = table(&out);
+    let status: Vec<(&str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].as_str(), r[6].as_str()))
+        .collect();
+    assert_eq!(status.len(), 3, "{out}");
+    assert_eq!(status[0], (leaders[0].0.as_str(), "Leader"), "{out}");
+    assert!(status[1..].iter().all(|(_, s)| *s == "Follower"), "{out}");
+}
