@@ -42,6 +42,8 @@ pub struct RunningServer {
     broker: Arc<ReplicaManager>,
     /// The broker's lifecycle, once it has joined the cluster.
     lifecycle: LifecycleSlot,
+    /// Set when a part of the node failed and the node must stop.
+    fatal: watch::Receiver<Option<String>>,
     raft_handle: crate::raft::RaftHandle,
     /// The address each listener bound, by listener name.
     pub bound: Vec<(String, std::net::SocketAddr)>,
@@ -113,7 +115,20 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         snapshots_written: Some(snapshots_rx),
     })
     .map_err(|e| e.to_string())?;
-    let raft_task = tokio::spawn(driver.run(shutdown_rx.clone()));
+    // A metadata log that fails (a disk error) cannot be trusted or followed: the node must stop
+    // and say why, not serve on without a quorum.
+    let (fatal_tx, fatal_rx) = watch::channel(None::<String>);
+    let raft_task = {
+        let shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let result = driver.run(shutdown).await;
+            if let Err(e) = &result {
+                error!(error = %e, "the metadata log failed");
+                let _ = fatal_tx.send(Some(format!("the metadata log failed: {e}")));
+            }
+            result
+        })
+    };
 
     let broker = Arc::new(ReplicaManager::new(config.clone()));
     let (loader, metadata) = MetadataLoader::with_snapshots(
@@ -271,12 +286,24 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         raft: raft_task,
         broker,
         lifecycle: lifecycle_slot,
+        fatal: fatal_rx,
         raft_handle: raft.clone(),
         bound,
     })
 }
 
 impl RunningServer {
+    /// Resolves when a part of the node failed; the message says what.
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.fatal.clone();
+        match fatal.wait_for(|f| f.is_some()).await {
+            Ok(f) => f.clone().unwrap_or_default(),
+            // The sender lives in the raft task: gone means that task ended, which only a
+            // shutdown asked for does without a message.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish, flushes and closes every log.
     pub async fn shutdown(self) -> Result<(), String> {
         info!("shutting down");

@@ -217,3 +217,153 @@ async fn a_voter_alone_says_what_it_waits_for_and_still_stops() {
         assert!(status.success(), "node {} exited with {status}", i + 1);
     }
 }
+
+/// Leader of each partition of `topic` as `bootstrap` reports it.
+fn leaders(bootstrap: &str, topic: &str) -> Option<Vec<i32>> {
+    let client = admin(bootstrap);
+    let md = client
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(3))
+        .ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    if t.error().is_some() {
+        return None;
+    }
+    let mut parts: Vec<(i32, i32)> = t
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), p.leader()))
+        .collect();
+    parts.sort();
+    Some(parts.into_iter().map(|(_, l)| l).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_serve_records_from_the_broker_that_leads_each_partition() {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let mut cluster = Cluster::start(2, &[]);
+    cluster.wait_for("two registered brokers on both nodes", TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| metadata(&n.bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2]))
+    });
+    // Created through node 2, with one config; its four partitions spread over both brokers.
+    let results = admin(&cluster.nodes[1].bootstrap())
+        .create_topics(
+            [&NewTopic::new("events", 4, TopicReplication::Fixed(1))
+                .set("retention.ms", "86400000")],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .expect("create");
+    assert!(results[0].is_ok(), "{results:?}");
+    let mut seen = None;
+    cluster.wait_for("the same partition leaders on both nodes", TIMEOUT, || {
+        let a = leaders(&cluster.nodes[0].bootstrap(), "events");
+        let b = leaders(&cluster.nodes[1].bootstrap(), "events");
+        let same = a.is_some() && a == b;
+        if same {
+            seen = a;
+        }
+        same
+    });
+    let layout = seen.expect("leaders");
+    assert!(layout.contains(&1) && layout.contains(&2), "{layout:?}");
+
+    // Records produced through node 1's bootstrap go to each partition's leader, wherever it is.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.nodes[0].bootstrap())
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    let mut sent = Vec::new();
+    for i in 0..200 {
+        let p = i % 4;
+        let value = format!("value-{i}");
+        let delivery = producer
+            .send(
+                FutureRecord::to("events")
+                    .partition(p)
+                    .key(&format!("k{i}"))
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+        assert_eq!(delivery.partition, p);
+        sent.push((delivery.partition, delivery.offset, value));
+    }
+    // Every node's log holds exactly the partitions it leads.
+    for (p, &leader) in layout.iter().enumerate() {
+        for (i, n) in cluster.nodes.iter().enumerate() {
+            let dir = n.data_dir().join(format!("events-{p}"));
+            assert_eq!(
+                dir.exists(),
+                leader == i as i32 + 1,
+                "events-{p} on node {}",
+                i + 1
+            );
+        }
+    }
+
+    // SIGTERM both at once, start both again: topic, config and records are all there.
+    for n in &cluster.nodes {
+        n.terminate();
+    }
+    for n in cluster.nodes.iter_mut() {
+        assert!(n.wait_exit(Duration::from_secs(20)).success());
+    }
+    for n in cluster.nodes.iter_mut() {
+        n.launch(&[]);
+    }
+    cluster.wait_for("both brokers back", TIMEOUT, || {
+        leaders(&cluster.nodes[1].bootstrap(), "events").as_ref() == Some(&layout)
+            && metadata(&cluster.nodes[0].bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2])
+    });
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.nodes[1].bootstrap())
+        .set("group.id", "cluster-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("events", p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while got.len() < sent.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+            got.push((m.partition(), m.offset(), value));
+        }
+    }
+    got.sort();
+    sent.sort();
+    assert_eq!(
+        got, sent,
+        "every record, at its offset, after a full restart"
+    );
+    let configs = admin(&cluster.nodes[0].bootstrap())
+        .describe_configs(
+            [&rdkafka::admin::ResourceSpecifier::Topic("events")],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("describe");
+    let config = configs[0].as_ref().expect("config");
+    assert_eq!(
+        config
+            .get("retention.ms")
+            .and_then(|e| e.value.clone())
+            .as_deref(),
+        Some("86400000")
+    );
+}

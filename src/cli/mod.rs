@@ -1,5 +1,5 @@
 //! The `kraftd` command line, mirroring Kafka's scripts: `storage` (kafka-storage.sh), `start`
-//! (kafka-server-start.sh) and `version`. Errors are printed here as one line with the fix.
+//! (kafka-server-start.sh), `quorum` (kafka-metadata-quorum.sh) and `version`. Errors are printed here as one line with the fix.
 
 use std::path::PathBuf;
 
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod daemon;
 mod metadata;
+mod quorum;
 mod start;
 mod storage;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Inspect the metadata log.
     #[command(subcommand)]
     Metadata(MetadataCommand),
+    /// Describe the metadata quorum (like kafka-metadata-quorum.sh describe).
+    #[command(subcommand)]
+    Quorum(QuorumCommand),
     /// Print the version.
     Version,
 }
@@ -47,6 +51,15 @@ enum MetadataCommand {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum QuorumCommand {
+    /// Leader, epoch, high watermark, follower lag and the voters (describe --status).
+    Status(quorum::QuorumArgs),
+    /// Each voter's and observer's log end offset, lag and last contact (describe
+    /// --replication).
+    Replication(quorum::ReplicationArgs),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +196,8 @@ pub fn run() -> i32 {
                 .and_then(|o| storage::load_config(&config.unwrap_or_default(), &o))
                 .and_then(|c| metadata::dump(&c.metadata_log_dir(), &mut std::io::stdout().lock())),
         },
+        Command::Quorum(QuorumCommand::Status(args)) => quorum::status(args),
+        Command::Quorum(QuorumCommand::Replication(args)) => quorum::replication(args),
     };
     match result {
         Ok(()) => 0,

@@ -66,9 +66,18 @@ fn run_node(args: &StartArgs) -> Result<(), String> {
             "kraftd started"
         );
         crate::server::notify_ready();
-        signals.wait().await;
+        let failure = tokio::select! {
+            _ = signals.wait() => None,
+            why = server.failed() => Some(why),
+        };
         super::notify_systemd("STOPPING=1");
         let result = server.shutdown().await;
+        if let Some(why) = failure {
+            if let Some(pid) = crate::server::pid_file_from_env() {
+                let _ = std::fs::remove_file(pid);
+            }
+            return Err(format!("{why}. Fix: check the disk holding metadata.log.dir (or log.dirs), then restart the node"));
+        }
         if let Some(pid) = crate::server::pid_file_from_env() {
             let _ = std::fs::remove_file(pid);
         }

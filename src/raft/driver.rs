@@ -544,6 +544,13 @@ impl RaftDriver {
                 last_caught_up_timestamp: wall(p.last_caught_up_ms),
             };
             d.voters = l.voters.iter().map(describe).collect();
+            // The leader is always current with itself (as Kafka's RaftUtil reports it).
+            let me = self.config.node_id;
+            for v in d.voters.iter_mut().filter(|v| v.replica_id == me) {
+                v.last_fetch_timestamp = wall_now;
+                v.last_caught_up_timestamp = wall_now;
+                v.log_end_offset = self.core.log().end_offset;
+            }
             d.observers = l.observers.iter().map(describe).collect();
         }
         d
