@@ -53,12 +53,6 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let config = Arc::new(config);
     let is_controller = config.process_roles.contains(&ProcessRole::Controller);
     let is_broker = config.process_roles.contains(&ProcessRole::Broker);
-    if !is_controller || !is_broker {
-        return Err(format!(
-            "{}: process.roles: kraftd runs combined broker,controller nodes only for now. Fix: set process.roles=broker,controller",
-            config.source().display()
-        ));
-    }
     let voters: Vec<VoterAddress> = config
         .controller_quorum_voters
         .iter()
@@ -216,7 +210,9 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     // Join the cluster in the background: with several voters a quorum may not exist yet, and
     // the node must serve (with retriable errors) and answer signals meanwhile.
     let lifecycle_slot: LifecycleSlot = Arc::new(std::sync::Mutex::new(None));
-    let joining = {
+    // A controller-only node has no broker to register: it serves the quorum and, when it
+    // leads, the active controller.
+    let joining = is_broker.then(|| {
         let config = config.clone();
         let controller = controller_handle.clone();
         let dispatcher = dispatcher.clone();
@@ -267,8 +263,11 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
                 broker.remove_stray_logs(&metadata.current());
             }
         })
-    };
-    if config.controller_quorum_voters.len() == 1 {
+    });
+    if let Some(joining) = joining
+        && is_controller
+        && config.controller_quorum_voters.len() == 1
+    {
         // A one-voter quorum elects itself at once: serve only once registered, so the first
         // client request already finds this broker.
         tokio::select! {

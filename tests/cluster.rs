@@ -34,6 +34,13 @@ fn metadata(bootstrap: &str) -> Option<(i32, Vec<i32>, Vec<String>)> {
     Some((md.orig_broker_id(), brokers, topics))
 }
 
+/// Whether a node's broker has been unfenced (its log says so).
+fn unfenced(cluster: &Cluster, id: i32) -> bool {
+    cluster.nodes[(id - 1) as usize]
+        .log()
+        .contains("the broker has been unfenced")
+}
+
 /// The node whose log last said it leads the quorum.
 fn leader(cluster: &Cluster) -> Option<i32> {
     let mut best: Option<(usize, i32)> = None;
@@ -57,10 +64,11 @@ async fn three_nodes_elect_replicate_fail_over_and_stop() {
     // Every node registers (through the active controller) and every node serves the same
     // metadata: three brokers.
     cluster.wait_for("three registered brokers on every node", TIMEOUT, || {
-        cluster
-            .nodes
-            .iter()
-            .all(|n| metadata(&n.bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2, 3]))
+        (1..=3).all(|id| unfenced(&cluster, id))
+            && cluster
+                .nodes
+                .iter()
+                .all(|n| metadata(&n.bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2, 3]))
     });
     let first = leader(&cluster).expect("a leader");
 
@@ -247,10 +255,11 @@ async fn two_nodes_serve_records_from_the_broker_that_leads_each_partition() {
 
     let mut cluster = Cluster::start(2, &[]);
     cluster.wait_for("two registered brokers on both nodes", TIMEOUT, || {
-        cluster
-            .nodes
-            .iter()
-            .all(|n| metadata(&n.bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2]))
+        (1..=2).all(|id| unfenced(&cluster, id))
+            && cluster
+                .nodes
+                .iter()
+                .all(|n| metadata(&n.bootstrap()).is_some_and(|(_, b, _)| b == vec![1, 2]))
     });
     // Created through node 2, with one config; its four partitions spread over both brokers.
     let results = admin(&cluster.nodes[1].bootstrap())
@@ -366,4 +375,73 @@ async fn two_nodes_serve_records_from_the_broker_that_leads_each_partition() {
             .as_deref(),
         Some("86400000")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_roles_three_controllers_and_brokers_that_join_later() {
+    // Controllers 1-3 form the quorum; broker 4 starts with them, broker 5 joins later.
+    let mut cluster = Cluster::start_split(3, 2, &[5]);
+    let broker4 = cluster.nodes[3].bootstrap();
+    cluster.wait_for("broker 4 registered", TIMEOUT, || unfenced(&cluster, 4));
+    let results = admin(&broker4)
+        .create_topics(
+            [&NewTopic::new("split", 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .expect("create");
+    assert!(results[0].is_ok(), "{results:?}");
+
+    // A broker-only node joins the running cluster: it finds the quorum through the voters,
+    // registers, and serves the same metadata.
+    cluster.nodes[4].launch(&[]);
+    let broker5 = cluster.nodes[4].bootstrap();
+    cluster.wait_for("both brokers, same topics, on both", TIMEOUT, || {
+        let (Some((_, b4, t4)), Some((_, b5, t5))) = (metadata(&broker4), metadata(&broker5))
+        else {
+            return false;
+        };
+        b4 == vec![4, 5] && b4 == b5 && t4 == vec!["split".to_string()] && t4 == t5
+    });
+    // Controllers serve no client traffic: their only listener is the CONTROLLER one.
+    assert!(!cluster.nodes[0].log().contains("listener=PLAINTEXT"));
+
+    // SIGKILL the active controller: the other two elect a successor, and a topic created
+    // through broker 5 (forwarded) succeeds.
+    let first = leader(&cluster).expect("a leader");
+    assert!((1..=3).contains(&first), "a controller leads, not {first}");
+    let killed_at = Instant::now();
+    cluster.node(first).kill();
+    let admin5 = admin(&broker5);
+    loop {
+        let r = admin5
+            .create_topics(
+                [&NewTopic::new("split-after", 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+            )
+            .await;
+        if let Ok(results) = &r
+            && results[0].is_ok()
+        {
+            break;
+        }
+        assert!(killed_at.elapsed() < TIMEOUT, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.wait_for("split-after on broker 4", TIMEOUT, || {
+        metadata(&broker4).is_some_and(|(_, _, t)| t.contains(&"split-after".to_string()))
+    });
+
+    // Everything that runs stops by itself on SIGTERM, at once.
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        if i as i32 + 1 != first {
+            n.terminate();
+        }
+    }
+    for (i, n) in cluster.nodes.iter_mut().enumerate() {
+        if i as i32 + 1 != first {
+            let status = n.wait_exit(Duration::from_secs(20));
+            assert!(status.success(), "node {} exited with {status}", i + 1);
+        }
+    }
 }

@@ -53,6 +53,71 @@ impl Cluster {
         Cluster { nodes, cluster_id }
     }
 
+    /// Kafka's split layout: `controllers` controller-only nodes (ids 1..) forming the quorum
+    /// and `brokers` broker-only nodes (ids after them). Brokers listed in `late` are formatted
+    /// but not launched (to join a running cluster later).
+    pub fn start_split(controllers: usize, brokers: usize, late: &[i32]) -> Cluster {
+        let controller_ports: Vec<u16> = (0..controllers).map(|_| free_port()).collect();
+        let voter_list: Vec<String> = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect();
+        let (code, out, err) = run_kraftd(&["storage", "random-uuid"]);
+        assert_eq!(code, 0, "random-uuid: {err}");
+        let cluster_id = out.trim().to_string();
+        let mut nodes = Vec::new();
+        for i in 0..controllers + brokers {
+            let id = i + 1;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let data = dir.path().join("data");
+            let (text, client_port, controller_port) = if let Some(&port) = controller_ports.get(i)
+            {
+                (
+                    format!(
+                        "process.roles=controller\nnode.id={id}\n\
+                         controller.quorum.voters={}\n\
+                         listeners=CONTROLLER://127.0.0.1:{port}\n\
+                         controller.listener.names=CONTROLLER\n\
+                         log.dirs={}\n",
+                        voter_list.join(","),
+                        data.display()
+                    ),
+                    0,
+                    port,
+                )
+            } else {
+                let port = free_port();
+                (
+                    format!(
+                        "process.roles=broker\nnode.id={id}\n\
+                         controller.quorum.voters={}\n\
+                         listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                         advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                         controller.listener.names=CONTROLLER\n\
+                         log.dirs={}\n",
+                        voter_list.join(","),
+                        data.display()
+                    ),
+                    port,
+                    0,
+                )
+            };
+            let node = Node::prepare(dir, client_port, controller_port, &text);
+            let config = node.config_path.display().to_string();
+            let (code, _, err) =
+                run_kraftd(&["storage", "format", "-t", &cluster_id, "-c", &config]);
+            assert_eq!(code, 0, "format node {id}: {err}");
+            nodes.push(node);
+        }
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if !late.contains(&(i as i32 + 1)) {
+                node.launch(&[]);
+            }
+        }
+        Cluster { nodes, cluster_id }
+    }
+
     /// Client bootstrap list of every running node.
     pub fn bootstrap(&self) -> String {
         self.nodes
