@@ -108,7 +108,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         },
         snapshots_written: Some(snapshots_rx),
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("{}: {e}", config.source().display()))?;
     // A metadata log that fails (a disk error) cannot be trusted or followed: the node must stop
     // and say why, not serve on without a quorum.
     let (fatal_tx, fatal_rx) = watch::channel(None::<String>);

@@ -445,3 +445,39 @@ async fn split_roles_three_controllers_and_brokers_that_join_later() {
         }
     }
 }
+
+#[test]
+fn a_changed_voter_list_is_named_with_the_file_and_the_fix() {
+    let mut node = common::Node::start(&[]);
+    assert!(node.stop().success());
+    let config = std::fs::read_to_string(&node.config_path).expect("config");
+    let voters_line = format!(
+        "controller.quorum.voters=1@127.0.0.1:{}",
+        node.controller_port
+    );
+    assert!(config.contains(&voters_line));
+    let changed = config.replace(
+        &voters_line,
+        &format!("{voters_line},2@127.0.0.1:{}", common::free_port()),
+    );
+    std::fs::write(&node.config_path, changed).expect("write");
+    let path = node.config_path.display().to_string();
+    let (code, _, err) = common::run_kraftd(&["start", "-c", &path]);
+    assert_eq!(code, 1, "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.contains(&path), "{line}");
+    assert!(
+        line.contains("controller.quorum.voters names voters [1, 2] but this node's metadata log was formed with voters [1]"),
+        "{line}"
+    );
+    assert!(line.contains("quorum-state"), "{line}");
+    assert!(line.contains("added [2]"), "{line}");
+    assert!(
+        line.contains("Fix: set controller.quorum.voters back to ids [1]"),
+        "{line}"
+    );
+    // Nothing was lost: with the old list back, the node starts on its data.
+    std::fs::write(&node.config_path, config).expect("restore");
+    node.launch(&[]);
+    assert!(node.stop().success());
+}

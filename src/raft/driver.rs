@@ -255,6 +255,15 @@ pub enum RaftStartError {
     Log { dir: PathBuf, source: LogError },
     #[error("{0}")]
     Snapshot(#[from] super::snapshot::SnapshotError),
+    #[error(
+        "controller.quorum.voters names voters {configured:?} but this node's metadata log was formed with voters {stored:?} ({path}): {diff}. The voters of a static quorum cannot change in place (Kafka refuses this too): two different voter lists could each elect a leader. Fix: set controller.quorum.voters back to ids {stored:?} (their host:port may change freely); kraftd cannot yet add or remove voters of a running quorum, so a different voter set means a new cluster (move the metadata log dir aside and format it again)"
+    )]
+    VotersChanged {
+        path: PathBuf,
+        stored: Vec<i32>,
+        configured: Vec<i32>,
+        diff: String,
+    },
 }
 
 /// What this node last heard from a peer.
@@ -300,6 +309,36 @@ impl RaftDriver {
         })?;
         let quorum_state = QuorumStateFile::new(&dir);
         let stored = quorum_state.read()?;
+        let mut configured: Vec<i32> = config.voters.iter().map(|v| v.id).collect();
+        configured.sort_unstable();
+        if let Some(mut formed) = stored.as_ref().and_then(|s| s.voters.clone()) {
+            formed.sort_unstable();
+            if formed != configured {
+                let added: Vec<i32> = configured
+                    .iter()
+                    .copied()
+                    .filter(|v| !formed.contains(v))
+                    .collect();
+                let removed: Vec<i32> = formed
+                    .iter()
+                    .copied()
+                    .filter(|v| !configured.contains(v))
+                    .collect();
+                let mut diff = Vec::new();
+                if !added.is_empty() {
+                    diff.push(format!("added {added:?}"));
+                }
+                if !removed.is_empty() {
+                    diff.push(format!("removed {removed:?}"));
+                }
+                return Err(RaftStartError::VotersChanged {
+                    path: quorum_state.path().to_path_buf(),
+                    stored: formed,
+                    configured,
+                    diff: diff.join(", "),
+                });
+            }
+        }
         let election = stored.map(|s| s.election).unwrap_or_default();
         // Half-written snapshots from a crash are removed; the newest whole one is known to
         // the core.
