@@ -320,6 +320,30 @@ async fn two_nodes_serve_records_from_the_broker_that_leads_each_partition() {
         }
     }
 
+    // A consumer group: its coordinator is whichever broker leads its __consumer_offsets
+    // partition (created through the active controller on first use); offsets committed there
+    // are read back after the restart below.
+    let group_consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.nodes[0].bootstrap())
+        .set("group.id", "cluster-group")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("group consumer");
+    group_consumer.subscribe(&["events"]).expect("subscribe");
+    let mut consumed = 0;
+    let deadline = Instant::now() + TIMEOUT;
+    while consumed < sent.len() && Instant::now() < deadline {
+        if let Some(Ok(_)) = group_consumer.poll(Duration::from_millis(200)) {
+            consumed += 1;
+        }
+    }
+    assert_eq!(consumed, sent.len(), "the group read every record");
+    group_consumer
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    drop(group_consumer);
+
     // SIGTERM both at once, start both again: topic, config and records are all there.
     for n in &cluster.nodes {
         n.terminate();
@@ -367,6 +391,24 @@ async fn two_nodes_serve_records_from_the_broker_that_leads_each_partition() {
         )
         .await
         .expect("describe");
+    // The group's committed offsets survived too: 50 records in each partition.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.nodes[1].bootstrap())
+        .set("group.id", "cluster-group")
+        .create()
+        .expect("offset reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition("events", p);
+    }
+    let committed = reader.committed_offsets(tpl, TIMEOUT).expect("committed");
+    for p in 0..4 {
+        let offset = committed
+            .find_partition("events", p)
+            .map(|e| e.offset())
+            .expect("partition");
+        assert_eq!(offset, Offset::Offset(50), "committed offset of events-{p}");
+    }
     let config = configs[0].as_ref().expect("config");
     assert_eq!(
         config
