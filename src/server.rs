@@ -222,19 +222,27 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         let shutdown = shutdown_rx.clone();
         let lifecycle_slot = lifecycle_slot.clone();
         tokio::spawn(async move {
-            let lifecycle = match register_and_unfence(
-                &config,
-                &dispatcher.cluster_id,
-                &controller,
-                &metadata,
-                shutdown,
-            )
-            .await
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    error!(error = %e, "the broker could not join the cluster");
-                    return;
+            // Kafka's broker gives up (and its process exits) after
+            // initial.broker.registration.timeout.ms; a kraftd node keeps serving and trying,
+            // since in a combined node the quorum may be waiting for this very voter.
+            let lifecycle = loop {
+                match register_and_unfence(
+                    &config,
+                    &dispatcher.cluster_id,
+                    &controller,
+                    &metadata,
+                    shutdown.clone(),
+                )
+                .await
+                {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        if *shutdown.borrow() {
+                            return;
+                        }
+                        warn!(error = %e, "the broker has not joined the cluster yet; still trying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             };
             let mut epochs = lifecycle.broker_epoch();
