@@ -13,6 +13,9 @@ pub async fn handle(
     version: i16,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    if version >= 1 && req.endpoint_type == ENDPOINT_TYPE_CONTROLLER {
+        return controllers(d, &req);
+    }
     let image = d.metadata.current();
     let brokers = image
         .brokers
@@ -36,6 +39,34 @@ pub async fn handle(
         .with_cluster_id(StrBytes::from_string(d.cluster_id.clone()))
         .with_controller_id(controller_id(&image, d).into())
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(super::authorized::operations(
+            req.include_cluster_authorized_operations,
+            super::authorized::CLUSTER,
+        ))
+}
+
+/// KIP-919: `endpointType=2` asks for the controllers (the quorum's voters), as admin tools
+/// do with `--bootstrap-controller`.
+const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+
+fn controllers(d: &Dispatcher, req: &DescribeClusterRequest) -> DescribeClusterResponse {
+    let leader = d.raft.leader().borrow().leader_id.unwrap_or(-1);
+    let voters = d
+        .config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| {
+            DescribeClusterBroker::default()
+                .with_broker_id(v.id.into())
+                .with_host(StrBytes::from_string(v.host.clone()))
+                .with_port(v.port as i32)
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_TYPE_CONTROLLER)
+        .with_cluster_id(StrBytes::from_string(d.cluster_id.clone()))
+        .with_controller_id(leader.into())
+        .with_brokers(voters)
         .with_cluster_authorized_operations(super::authorized::operations(
             req.include_cluster_authorized_operations,
             super::authorized::CLUSTER,
