@@ -107,6 +107,8 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             request_ms: config.controller_quorum_request_timeout_ms.max(1) as u64,
         },
         snapshots_written: Some(snapshots_rx),
+        segment_bytes: config.metadata_log_segment_bytes.max(1) as u64,
+        retention_bytes: config.metadata_max_retention_bytes,
     })
     .map_err(|e| format!("{}: {e}", config.source().display()))?;
     // A metadata log that fails (a disk error) cannot be trusted or followed: the node must stop

@@ -523,3 +523,71 @@ fn a_changed_voter_list_is_named_with_the_file_and_the_fix() {
     node.launch(&[]);
     assert!(node.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_that_fell_behind_the_trimmed_log_catches_up_from_a_snapshot() {
+    // Small metadata segments, frequent snapshots and no retention: the leader trims its log
+    // below each snapshot, so a voter that was down must fetch the snapshot (KIP-630).
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("metadata.log.segment.bytes", "2048"),
+            ("metadata.log.max.record.bytes.between.snapshots", "1024"),
+            ("metadata.max.retention.bytes", "1"),
+        ],
+    );
+    cluster.wait_for("three unfenced brokers", TIMEOUT, || {
+        (1..=3).all(|id| unfenced(&cluster, id))
+    });
+    // Node 3 goes down (cleanly, so it is not the one leading when it comes back).
+    cluster.node(3).terminate();
+    assert!(cluster.node(3).wait_exit(Duration::from_secs(20)).success());
+    let bootstrap = format!(
+        "{},{}",
+        cluster.nodes[0].bootstrap(),
+        cluster.nodes[1].bootstrap()
+    );
+    let admin = admin(&bootstrap);
+    let names: Vec<String> = (0..40).map(|i| format!("topic-{i:02}")).collect();
+    for chunk in names.chunks(10) {
+        let topics: Vec<NewTopic> = chunk
+            .iter()
+            .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let results = admin
+            .create_topics(
+                topics.iter(),
+                &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+            )
+            .await
+            .expect("create");
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    }
+    cluster.wait_for("the leader trimming its log", TIMEOUT, || {
+        cluster.nodes[..2].iter().any(|n| {
+            n.log()
+                .contains("trimmed the metadata log below its snapshot")
+        })
+    });
+
+    cluster.node(3).launch(&[]);
+    let node3 = cluster.nodes[2].bootstrap();
+    cluster.wait_for(
+        "node 3 installing a snapshot and seeing every topic",
+        TIMEOUT,
+        || {
+            cluster.nodes[2]
+                .log()
+                .contains("installed the leader's snapshot of the metadata log")
+                && metadata(&node3).is_some_and(|(_, b, t)| {
+                    b == vec![1, 2, 3] && names.iter().all(|n| t.contains(n))
+                })
+        },
+    );
+    for n in &cluster.nodes {
+        n.terminate();
+    }
+    for n in cluster.nodes.iter_mut() {
+        assert!(n.wait_exit(Duration::from_secs(20)).success());
+    }
+}

@@ -40,6 +40,7 @@ mod describe_log_dirs;
 mod describe_quorum;
 mod end_quorum_epoch;
 mod fetch;
+mod fetch_snapshot;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
@@ -141,6 +142,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BeginQuorumEpoch, 0, 1),
     (ApiKey::EndQuorumEpoch, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::FetchSnapshot, 0, 1),
     (ApiKey::DescribeCluster, 1, 2),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
@@ -308,6 +310,7 @@ impl Dispatcher {
             ApiKey::BeginQuorumEpoch => call!(begin_quorum_epoch),
             ApiKey::EndQuorumEpoch => call!(end_quorum_epoch),
             ApiKey::DescribeQuorum => call!(describe_quorum),
+            ApiKey::FetchSnapshot => call!(fetch_snapshot),
             ApiKey::ListOffsets => call!(list_offsets),
             ApiKey::CreateTopics => call!(create_topics),
             ApiKey::DeleteTopics => call!(delete_topics),

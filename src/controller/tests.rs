@@ -461,5 +461,7 @@ fn one_voter(dir: &std::path::Path) -> RaftConfig {
         metadata_log_dir: dir.to_path_buf(),
         timeouts: crate::raft::core::Timeouts::default(),
         snapshots_written: None,
+        segment_bytes: 1 << 30,
+        retention_bytes: -1,
     }
 }

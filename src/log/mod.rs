@@ -922,6 +922,31 @@ impl PartitionLog {
         Ok(true)
     }
 
+    /// Kafka's `truncateFullyAndStartAt`: drops every segment and restarts the log, empty, at
+    /// `offset` (which may lie beyond the old end): what a replica does once it has installed
+    /// a snapshot that ends there.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        for seg in self.segments.drain(..) {
+            seg.delete_files()?;
+        }
+        self.segments
+            .push(LogSegment::create(&self.dir, offset, &self.config, None)?);
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.recovery_point = offset;
+        self.epochs.clear();
+        self.epochs.write(true)?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
     /// fsyncs the active segment, its indexes and a pending leader epoch checkpoint.
     pub fn flush(&mut self) -> Result<(), LogError> {
         // Earlier segments were fsynced when they rolled; only the active one can be dirty.

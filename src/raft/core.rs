@@ -1566,10 +1566,21 @@ impl RaftCore {
             self.log.snapshot = Some(snapshot);
         }
         if log_start_offset > self.log.start_offset {
-            self.log.start_offset = log_start_offset.min(self.log.end_offset);
-            self.log
+            let start = log_start_offset.min(self.log.end_offset);
+            self.log.start_offset = start;
+            // Keep the epoch the new start lies in (from the start on), as Kafka's
+            // truncateFromStart does, so divergence checks still find it.
+            let keep_from = self
+                .log
                 .epochs
-                .retain(|&(_, start)| start >= log_start_offset);
+                .partition_point(|&(_, s)| s <= start)
+                .saturating_sub(1);
+            self.log.epochs.drain(..keep_from);
+            if let Some(first) = self.log.epochs.first_mut()
+                && first.1 < start
+            {
+                first.1 = start;
+            }
         }
     }
 

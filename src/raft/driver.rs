@@ -74,6 +74,8 @@ enum Event {
         result: Result<(Response, Bytes), String>,
     },
     Describe(oneshot::Sender<QuorumDescription>),
+    /// A snapshot fetched from the leader is on disk (or could not be fetched).
+    SnapshotFetched(Result<SnapshotId, String>),
 }
 
 /// What `DescribeQuorum` reports: the leader's view of every replica.
@@ -103,9 +105,15 @@ pub struct RaftHandle {
     log_end: watch::Receiver<i64>,
     log: Arc<Mutex<PartitionLog>>,
     node_id: i32,
+    dir: PathBuf,
 }
 
 impl RaftHandle {
+    /// `__cluster_metadata-0`: the log, `quorum-state` and the `.checkpoint` snapshots.
+    pub fn partition_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Appends `records` as one batch; returns the offset of the last one and the epoch it was
     /// written in, once it is durable locally (not yet committed: see `wait_committed`).
     pub async fn propose(&self, records: Vec<Bytes>) -> Result<(i64, i32), RaftError> {
@@ -245,6 +253,11 @@ pub struct RaftConfig {
     /// Snapshots the metadata loader writes; the core learns of each (it may then answer a
     /// fetch below the log start with the snapshot).
     pub snapshots_written: Option<watch::Receiver<Option<super::snapshot::SnapshotId>>>,
+    /// The metadata log's segment size (`metadata.log.segment.bytes`).
+    pub segment_bytes: u64,
+    /// Kafka's `metadata.max.retention.bytes`: once a snapshot covers them, the oldest
+    /// segments go while the log is larger than this (negative: kept forever).
+    pub retention_bytes: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,17 +308,20 @@ pub struct RaftDriver {
     pending_records: Bytes,
     /// Since when no leader is known (core clock).
     leaderless_since: Option<u64>,
+    dir: PathBuf,
     last_health_report: Option<String>,
 }
 
 impl RaftDriver {
     pub fn open(config: RaftConfig) -> Result<(RaftDriver, RaftHandle), RaftStartError> {
         let dir = metadata_partition_dir(&config.metadata_log_dir);
-        let log = PartitionLog::open(&dir, LogConfig::default()).map_err(|source| {
-            RaftStartError::Log {
-                dir: dir.clone(),
-                source,
-            }
+        let log_config = LogConfig {
+            segment_bytes: config.segment_bytes.max(1024),
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(&dir, log_config).map_err(|source| RaftStartError::Log {
+            dir: dir.clone(),
+            source,
         })?;
         let quorum_state = QuorumStateFile::new(&dir);
         let stored = quorum_state.read()?;
@@ -394,6 +410,7 @@ impl RaftDriver {
             log_end: end_rx,
             log: log.clone(),
             node_id: config.node_id,
+            dir: dir.clone(),
         };
         Ok((
             RaftDriver {
@@ -411,6 +428,7 @@ impl RaftDriver {
                 pending_records: Bytes::new(),
                 leaderless_since: Some(0),
                 last_health_report: None,
+                dir,
             },
             handle,
         ))
@@ -456,12 +474,9 @@ impl RaftDriver {
                         }
                     };
                     if let Some(s) = latest {
-                        // The log is kept (Kafka trims it only past metadata.max.retention.*).
-                        let start = self.core.log().start_offset;
-                        self.core.on_snapshot_taken(
-                            SnapshotId { end_offset: s.end_offset, epoch: s.epoch },
-                            start,
-                        );
+                        let id = SnapshotId { end_offset: s.end_offset, epoch: s.epoch };
+                        let start = self.trim_below(id)?;
+                        self.core.on_snapshot_taken(id, start);
                     }
                 }
                 _ = shutdown.changed() => break,
@@ -561,7 +576,53 @@ impl RaftDriver {
                 let _ = reply.send(self.describe());
                 Ok(())
             }
+            Event::SnapshotFetched(Ok(id)) => {
+                // The snapshot replaces the whole local log: it ends where the leader's
+                // retained log begins.
+                {
+                    let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
+                    log.truncate_fully_and_start_at(id.end_offset)?;
+                }
+                self.log_end.send_replace(id.end_offset);
+                info!(
+                    end_offset = id.end_offset,
+                    epoch = id.epoch,
+                    "installed the leader's snapshot of the metadata log"
+                );
+                let actions = self.core.on_snapshot_loaded(self.now(), id);
+                self.execute(actions)
+            }
+            Event::SnapshotFetched(Err(e)) => {
+                warn!(error = %e, "could not fetch the leader's snapshot; retrying");
+                self.core.on_snapshot_failed(self.now());
+                Ok(())
+            }
         }
+    }
+
+    /// After a snapshot at `id`, drops the oldest whole segments it covers while the log is
+    /// larger than `metadata.max.retention.bytes` (Kafka's rule). Returns the log start.
+    fn trim_below(&mut self, id: SnapshotId) -> Result<i64, RaftError> {
+        let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
+        let limit = self.config.retention_bytes;
+        if limit < 0 || log.size_in_bytes() as i64 <= limit {
+            return Ok(log.log_start_offset());
+        }
+        // Only what is both in the snapshot and committed may go.
+        let upto = id
+            .end_offset
+            .min(self.core.high_watermark())
+            .min(log.log_end_offset());
+        let before = log.log_start_offset();
+        let start = log.delete_records_before(upto)?;
+        if start > before {
+            info!(
+                log_start_offset = start,
+                snapshot_end_offset = id.end_offset,
+                "trimmed the metadata log below its snapshot"
+            );
+        }
+        Ok(start)
     }
 
     fn describe(&self) -> QuorumDescription {
@@ -673,15 +734,30 @@ impl RaftDriver {
                     self.log_end.send_replace(end);
                 }
                 Action::FetchSnapshot { from, snapshot } => {
-                    // Snapshot transfer arrives with FetchSnapshot support; until then, keep
-                    // asking (the leader keeps its log while followers need it).
-                    warn!(
+                    info!(
                         leader = from,
                         snapshot_end_offset = snapshot.end_offset,
                         snapshot_epoch = snapshot.epoch,
-                        "the leader asks this node to load a snapshot, which kraftd cannot fetch yet"
+                        "the leader's log starts past ours: fetching its snapshot"
                     );
-                    self.core.on_snapshot_failed(self.now());
+                    let Some(peer) = self.peers.get(&from) else {
+                        self.core.on_snapshot_failed(self.now());
+                        continue;
+                    };
+                    let task = fetch_snapshot(
+                        peer.addr.clone(),
+                        self.config.cluster_id.clone(),
+                        self.config.node_id,
+                        self.core.epoch(),
+                        snapshot,
+                        self.dir.clone(),
+                        Duration::from_millis(self.config.timeouts.request_ms),
+                    );
+                    let events = self.events_tx.clone();
+                    tokio::spawn(async move {
+                        let result = task.await;
+                        let _ = events.send(Event::SnapshotFetched(result)).await;
+                    });
                 }
                 Action::AdvanceHighWatermark(hw) => {
                     self.high_watermark.send_replace(hw);
@@ -874,6 +950,102 @@ async fn send_request(
         }
         result.map_err(|e| short_error(&e))
     }
+}
+
+/// Bytes asked for per FetchSnapshot request.
+const SNAPSHOT_CHUNK_BYTES: i32 = 1 << 20;
+
+/// Downloads snapshot `id` from the leader at `addr` in chunks into `<id>.checkpoint.part`, then
+/// makes it durable and renames it into place, as Kafka's follower does.
+async fn fetch_snapshot(
+    addr: String,
+    cluster_id: String,
+    node_id: i32,
+    epoch: i32,
+    id: SnapshotId,
+    dir: PathBuf,
+    timeout: Duration,
+) -> Result<SnapshotId, String> {
+    use kafka_protocol::messages::{
+        BrokerId, FetchSnapshotRequest, TopicName, fetch_snapshot_request,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use std::io::Write;
+    let file_id = super::snapshot::SnapshotId {
+        end_offset: id.end_offset,
+        epoch: id.epoch,
+    };
+    let path = file_id.path_in(&dir);
+    let part = path.with_extension("checkpoint.part");
+    let mut file = std::fs::File::create(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+    let mut conn = KafkaConnection::connect(&addr, &format!("kraftd-raft-{node_id}"), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut position = 0i64;
+    loop {
+        let request = FetchSnapshotRequest::default()
+            .with_cluster_id(Some(StrBytes::from_string(cluster_id.clone())))
+            .with_replica_id(BrokerId(node_id))
+            .with_max_bytes(SNAPSHOT_CHUNK_BYTES)
+            .with_topics(vec![
+                fetch_snapshot_request::TopicSnapshot::default()
+                    .with_name(TopicName(StrBytes::from_static_str(rpc::METADATA_TOPIC)))
+                    .with_partitions(vec![
+                        fetch_snapshot_request::PartitionSnapshot::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(epoch)
+                            .with_snapshot_id(
+                                fetch_snapshot_request::SnapshotId::default()
+                                    .with_end_offset(id.end_offset)
+                                    .with_epoch(id.epoch),
+                            )
+                            .with_position(position),
+                    ]),
+            ]);
+        let response = conn
+            .send(1, &request, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.error_code != 0 {
+            return Err(format!(
+                "FetchSnapshot failed with error {}",
+                response.error_code
+            ));
+        }
+        let p = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or("FetchSnapshot answer names no partition")?;
+        if p.error_code != 0 {
+            return Err(format!("FetchSnapshot failed with error {}", p.error_code));
+        }
+        if p.position != position || p.unaligned_records.is_empty() && position < p.size {
+            return Err(format!(
+                "FetchSnapshot answered position {} for {position}",
+                p.position
+            ));
+        }
+        file.write_all(&p.unaligned_records)
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+        position += p.unaligned_records.len() as i64;
+        if position >= p.size {
+            break;
+        }
+    }
+    file.sync_all()
+        .map_err(|e| format!("{}: {e}", part.display()))?;
+    drop(file);
+    std::fs::rename(&part, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The whole file must read back as a snapshot (header, CRCs, footer) before it counts.
+    if let Err(e) = super::snapshot::read_snapshot(&path) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.to_string());
+    }
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(id)
 }
 
 /// "cannot connect to 127.0.0.1:9095: Connection refused (os error 111)" → "connection
