@@ -227,7 +227,12 @@ async fn size_retention_keeps_the_newest_segments() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (low, high) = watermarks(&node, "bounded");
+    // The files can go a moment before the log start offset is published: poll for it.
+    let (mut low, mut high) = watermarks(&node, "bounded");
+    while low == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (low, high) = watermarks(&node, "bounded");
+    }
     assert!(low > 0 && high == 6000, "{low}..{high}");
 }
 

@@ -242,18 +242,7 @@ impl Dispatcher {
             }
         }
         match self.route(ctx, key, version, &mut frame).await {
-            Ok(Some(body)) => {
-                let mut out = BytesMut::with_capacity(body.len() + 8);
-                let header = ResponseHeader::default().with_correlation_id(correlation_id);
-                if header
-                    .encode(&mut out, key.response_header_version(version))
-                    .is_err()
-                {
-                    return Outcome::Close("cannot encode response header".into());
-                }
-                out.extend_from_slice(&body);
-                Outcome::Respond(out)
-            }
+            Ok(Some(body)) => respond(correlation_id, key, version, &body),
             Ok(None) => Outcome::NoResponse,
             Err(Refuse(reason)) => {
                 debug!(peer = %ctx.peer, ?key, version, reason, "refusing request");

@@ -897,14 +897,8 @@ impl PartitionLog {
                 .first()
                 .is_none_or(|s| offset <= s.base_offset)
         {
-            for seg in self.segments.drain(..) {
-                seg.delete_files()?;
-            }
-            self.segments
-                .push(LogSegment::create(&self.dir, offset, &self.config, None)?);
-            self.log_start_offset = offset;
-            self.log_end_offset = offset;
-            self.epochs.clear();
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(true);
         } else {
             let keep = self.segment_index_for(offset) + 1;
             for seg in self.segments.drain(keep..) {
