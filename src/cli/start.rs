@@ -42,6 +42,16 @@ fn run_node(args: &StartArgs) -> Result<(), String> {
         auto_format(&config)?;
     }
     let cluster_id = check_formatted(&config, &config_path)?;
+    // A bug that panics in any task must stop the whole node with its cause, not leave it
+    // serving without the part that died (a panicked task is otherwise silent to its peers).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(
+            "kraftd stops on an internal error (a bug; please report it with this log): {info}"
+        );
+        default_hook(info);
+        std::process::exit(101);
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kraftd")
