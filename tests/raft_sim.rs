@@ -319,6 +319,9 @@ impl Sim {
                     }
                     let _ = now;
                 }
+                Action::AppendVoters { .. } | Action::VoterChangeDone { .. } => {
+                    self.fail("no voter changes in this simulation, yet one was made".into())
+                }
             }
         }
     }
@@ -439,6 +442,7 @@ impl Sim {
                             base_offset: i as i64,
                             last_offset: i as i64,
                             epoch: e.epoch,
+                            voters: None,
                         });
                     }
                 }
