@@ -1637,15 +1637,30 @@ impl RaftCore {
         if r.epoch > self.role.epoch() {
             return self.observe_epoch(r.epoch, r.leader_id);
         }
+        let mut probe = None;
         if let Some(leader) = r.leader_id
             && r.epoch == self.role.epoch()
             && leader != self.node_id
-            && self.unreachable_leader != Some((r.epoch, leader))
             && !matches!(self.role, Role::Leader(_))
         {
-            return self.observe_epoch(r.epoch, Some(leader));
+            if self.unreachable_leader != Some((r.epoch, leader)) {
+                return self.observe_epoch(r.epoch, Some(leader));
+            }
+            if !self.voters.contains(&leader) && !r.granted {
+                // The leader we timed out on is not in our voter set (our log lacks the record
+                // that made it a voter), so it never answers our votes: ask it directly whether
+                // it still leads. Its own answer brings us back to it; a voter's word alone
+                // would not, as that leader may be gone.
+                probe = Some(Action::Send {
+                    id: 0,
+                    to: leader,
+                    request: Request::Fetch(self.fetch_request()),
+                });
+            }
         }
-        self.count_vote(from, r)
+        let mut actions: Vec<Action> = probe.into_iter().collect();
+        actions.extend(self.count_vote(from, r));
+        actions
     }
 
     /// A vote (or pre-vote) answer in our current election.
@@ -2660,5 +2675,40 @@ mod tests {
             leader_id: None,
             voted_id: Some(5)
         })));
+    }
+
+    #[test]
+    fn prospective_asks_a_leader_outside_its_set_directly() {
+        // Voter 2's log says {1, 2, 3}; the leader, 5, was added by a record it lacks. It timed
+        // out on 5 and stands for election; voter 1 refuses, as it still hears from 5.
+        let mut core = follower_of(5, &[1, 2, 3], 2);
+        core.start(0);
+        let deadline = core.timeouts.fetch_ms;
+        core.tick(deadline);
+        assert!(matches!(core.role(), Role::Prospective(_)));
+        let actions = core.handle_response(
+            deadline + 1,
+            1,
+            99,
+            Response::Vote(VoteResponse {
+                error: None,
+                epoch: 2,
+                leader_id: Some(5),
+                granted: false,
+                pre_vote: true,
+            }),
+        );
+        let [
+            Action::Send {
+                to: 5,
+                request: Request::Fetch(f),
+                ..
+            },
+        ] = &actions[..]
+        else {
+            panic!("{actions:?}")
+        };
+        assert_eq!((f.epoch, f.fetch_offset), (2, 10));
+        assert!(matches!(core.role(), Role::Prospective(_)));
     }
 }
