@@ -5,6 +5,11 @@
 //! epoch) agree on everything before it, every committed entry stays in every later leader's log
 //! and is never lost, and, once the network heals, the quorum elects a leader and commits again.
 //!
+//! Voters come and go meanwhile (KIP-853): the leader is asked to add a spare observer or remove
+//! a voter, itself included, one change at a time. Checked besides: every node's voter set is
+//! the one its own log defines (the newest Voters entry, committed or not), no log ever holds
+//! more than one uncommitted Voters entry, and a change reported done is committed.
+//!
 //! A failing seed is printed; replay it with `RAFT_SIM_SEED=<seed> cargo test --test raft_sim`.
 //! `RAFT_SIM_SEEDS=<n>` runs more seeds.
 
@@ -12,15 +17,45 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use kraftd::raft::core::{
-    Action, BatchMeta, LogSummary, RaftCore, Request, Response, Role, Timeouts,
+    Action, BatchMeta, LogSummary, RaftCore, Request, Response, Role, Timeouts, VoterChange,
+    VoterChangeError,
 };
 use kraftd::raft::quorum_state::ElectionState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     epoch: i32,
-    /// 0 marks a LeaderChange record; proposals carry unique ids.
+    /// 0 marks a control record (LeaderChange or Voters); proposals carry unique ids.
     value: u64,
+    /// A Voters record: bit `id` set for each voter.
+    voters: Option<u32>,
+}
+
+impl Entry {
+    fn proposal(epoch: i32, value: u64) -> Entry {
+        Entry {
+            epoch,
+            value,
+            voters: None,
+        }
+    }
+}
+
+fn voter_mask(ids: impl IntoIterator<Item = i32>) -> u32 {
+    ids.into_iter().fold(0, |m, id| m | (1 << id))
+}
+
+fn voter_ids(mask: u32) -> Vec<i32> {
+    (0..32).filter(|id| mask & (1 << id) != 0).collect()
+}
+
+/// The voter set a log defines: its newest Voters entry (with its offset), else the initial set.
+fn voters_of(log: &[Entry], initial: u32) -> (Option<usize>, u32) {
+    log.iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, e)| e.voters.map(|v| (Some(i), v)))
+        .unwrap_or((None, initial))
 }
 
 struct Rng(u64);
@@ -61,6 +96,8 @@ enum Event {
     Restart(i32),
     Partition,
     Heal,
+    /// Ask the leader to add or remove a voter.
+    ChangeVoters,
 }
 
 struct Node {
@@ -92,6 +129,19 @@ struct Sim {
     loss: u64,
     duplicate: u64,
     timeouts: Timeouts,
+    /// Voter changes asked for, refused at once, and reported done (committed).
+    changes_asked: u64,
+    changes_refused: u64,
+    changes_done: u64,
+    /// Every `VoterChangeDone`, in order.
+    answers: Vec<(VoterChange, Result<(), VoterChangeError>)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Add(i32),
+    Remove(i32),
+    Update(i32),
 }
 
 impl Sim {
@@ -130,6 +180,10 @@ impl Sim {
             loss,
             duplicate,
             timeouts: Timeouts::default(),
+            changes_asked: 0,
+            changes_refused: 0,
+            changes_done: 0,
+            answers: Vec::new(),
         }
     }
 
@@ -167,15 +221,25 @@ impl Sim {
             snapshot: None,
         };
         node.high_watermark = 0;
-        node.core = Some(RaftCore::new(
-            id,
-            self.voters.clone(),
-            self.timeouts,
-            node.election,
-            summary,
-            seed,
-            now,
-        ));
+        // What the driver finds in the log when it opens it: every Voters record.
+        let history: Vec<(i64, Vec<i32>)> = node
+            .log
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.voters.map(|v| (i as i64, voter_ids(v))))
+            .collect();
+        node.core = Some(
+            RaftCore::new(
+                id,
+                self.voters.clone(),
+                self.timeouts,
+                node.election,
+                summary,
+                seed,
+                now,
+            )
+            .with_voter_history(history),
+        );
         let actions = node.core.as_mut().expect("core").start(now);
         self.execute(id, actions);
         self.reschedule_tick(id);
@@ -240,8 +304,13 @@ impl Sim {
 
     fn execute(&mut self, id: i32, actions: Vec<Action>) {
         let mut queue: std::collections::VecDeque<Action> = actions.into();
+        let mut log_changed = false;
         while let Some(action) = queue.pop_front() {
             let now = self.now;
+            log_changed |= matches!(
+                action,
+                Action::AppendFetched | Action::Truncate(_) | Action::AppendVoters { .. }
+            );
             match action {
                 Action::PersistElection(state) => {
                     self.nodes.get_mut(&id).expect("node").election = state;
@@ -265,7 +334,11 @@ impl Sim {
                 Action::AppendLeaderChange { epoch, leader_id } => {
                     assert_eq!(leader_id, id);
                     let node = self.nodes.get_mut(&id).expect("node");
-                    node.log.push(Entry { epoch, value: 0 });
+                    node.log.push(Entry {
+                        epoch,
+                        value: 0,
+                        voters: None,
+                    });
                     let end = node.log.len() as i64;
                     let more = node.core.as_mut().expect("core").on_local_flush(end);
                     self.check_leader_completeness(id);
@@ -319,7 +392,182 @@ impl Sim {
                     }
                     let _ = now;
                 }
+                Action::AppendVoters { epoch, voters } => {
+                    let node = self.nodes.get_mut(&id).expect("node");
+                    let core = node.core.as_mut().expect("core");
+                    // The core put the set in force at the log end it knows: the record must
+                    // land exactly there.
+                    let at = core.voter_history().latest_offset();
+                    if at != Some(node.log.len() as i64) {
+                        let len = node.log.len();
+                        self.fail(format!(
+                            "node {id}: Voters record goes to offset {len}, the core placed it at {at:?}"
+                        ));
+                    }
+                    node.log.push(Entry {
+                        epoch,
+                        value: 0,
+                        voters: Some(voter_mask(voters)),
+                    });
+                    let end = node.log.len() as i64;
+                    let more = node.core.as_mut().expect("core").on_local_flush(end);
+                    queue.extend(more);
+                }
+                Action::VoterChangeDone { change, result } => {
+                    if result.is_ok() {
+                        self.changes_done += 1;
+                        self.check_change_committed(id, change);
+                    }
+                    self.answers.push((change, result));
+                }
             }
+        }
+        if log_changed {
+            self.check_voters(id);
+        }
+    }
+
+    /// A node's voter set is the one its log defines, and its log holds at most one Voters
+    /// entry past what is committed.
+    fn check_voters(&self, id: i32) {
+        let node = &self.nodes[&id];
+        let Some(core) = &node.core else {
+            return;
+        };
+        let (offset, mask) = voters_of(&node.log, voter_mask(self.voters.iter().copied()));
+        let core_mask = voter_mask(core.voters().iter().copied());
+        let core_offset = core.voter_history().latest_offset();
+        if core_mask != mask || core_offset != offset.map(|o| o as i64) {
+            self.fail(format!(
+                "node {id}: core voters {:?} (record at {core_offset:?}) but its log says {:?} (at {offset:?})",
+                voter_ids(core_mask),
+                voter_ids(mask)
+            ));
+        }
+        // Consecutive sets differ by one voter, so their majorities overlap.
+        let mut previous = voter_mask(self.voters.iter().copied());
+        for (offset, mask) in node
+            .log
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.voters?)))
+        {
+            if (previous ^ mask).count_ones() > 1 {
+                self.fail(format!(
+                    "node {id}: voters {:?} at offset {offset} follow {:?}",
+                    voter_ids(mask),
+                    voter_ids(previous)
+                ));
+            }
+            previous = mask;
+        }
+        let uncommitted = node
+            .log
+            .iter()
+            .skip(self.committed.len())
+            .filter(|e| e.voters.is_some())
+            .count();
+        if uncommitted > 1 {
+            self.fail(format!(
+                "node {id}: {uncommitted} uncommitted Voters entries past offset {}",
+                self.committed.len()
+            ));
+        }
+    }
+
+    /// A change reported done is committed: the newest committed Voters entry carries it.
+    fn check_change_committed(&self, id: i32, change: VoterChange) {
+        let node = &self.nodes[&id];
+        let hw = node.high_watermark as usize;
+        let (offset, mask) = voters_of(&node.log[..hw], voter_mask(self.voters.iter().copied()));
+        let ok = offset.is_some()
+            && match change {
+                VoterChange::Add(v) => mask & (1 << v) != 0,
+                VoterChange::Remove(v) => mask & (1 << v) == 0,
+            };
+        if !ok {
+            self.fail(format!(
+                "node {id} reported {change:?} done, but its committed voters are {:?}",
+                voter_ids(mask)
+            ));
+        }
+    }
+
+    /// Asks a leader for one voter change: add a replica outside its set or remove one inside,
+    /// keeping between 1 and 5 voters, sometimes the leader itself.
+    fn change_voters(&mut self) {
+        let leaders: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.core.as_ref().is_some_and(|c| c.leader_epoch().is_some()))
+            .map(|(&id, _)| id)
+            .collect();
+        if leaders.is_empty() {
+            return;
+        }
+        let leader = leaders[self.rng.below(leaders.len() as u64) as usize];
+        let ids: Vec<i32> = self.nodes.keys().copied().collect();
+        let voters = self.nodes[&leader]
+            .core
+            .as_ref()
+            .expect("core")
+            .voters()
+            .clone();
+        let outside: Vec<i32> = ids
+            .iter()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect();
+        let add = match voters.len() {
+            0..=2 => true,
+            5.. => false,
+            _ => self.rng.chance(50),
+        } && !outside.is_empty();
+        let inside: Vec<i32> = voters.iter().copied().collect();
+        let ask = if add {
+            Ask::Add(outside[self.rng.below(outside.len() as u64) as usize])
+        } else if self.rng.chance(10) {
+            // UpdateRaftVoter: the same ids, new endpoints.
+            Ask::Update(inside[self.rng.below(inside.len() as u64) as usize])
+        } else {
+            Ask::Remove(inside[self.rng.below(inside.len() as u64) as usize])
+        };
+        self.changes_asked += 1;
+        if self.ask(leader, ask).is_err() {
+            self.changes_refused += 1;
+        }
+    }
+
+    /// Hands a voter change to `leader`'s core, as the driver does with AddRaftVoter,
+    /// RemoveRaftVoter and UpdateRaftVoter; returns whether it was accepted.
+    fn ask(&mut self, leader: i32, ask: Ask) -> Result<(), VoterChangeError> {
+        let now = self.now;
+        let core = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.core.as_mut())
+            .expect("core");
+        let result = match ask {
+            Ask::Add(id) => core.add_voter(now, id),
+            Ask::Remove(id) => core.remove_voter(now, id),
+            Ask::Update(id) => core.update_voter(now, id),
+        };
+        let result = result.map(|actions| self.execute(leader, actions));
+        self.reschedule_tick(leader);
+        result
+    }
+
+    /// The one node that leads, if exactly one does.
+    fn leader(&self) -> Option<i32> {
+        let leaders: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.core.as_ref().is_some_and(|c| c.leader_epoch().is_some()))
+            .map(|(&id, _)| id)
+            .collect();
+        match leaders[..] {
+            [one] => Some(one),
+            _ => None,
         }
     }
 
@@ -386,12 +634,13 @@ impl Sim {
                 Event::Restart(id) => format!("restart {id}"),
                 Event::Partition => "partition".into(),
                 Event::Heal => "heal".into(),
+                Event::ChangeVoters => "change voters".into(),
             };
             let roles: Vec<String> = self
                 .nodes
                 .iter()
                 .map(|(id, n)| match &n.core {
-                    Some(c) => format!("{id}:{}@{}", c.role().name(), c.epoch()),
+                    Some(c) => format!("{id}:{}@{}{:?}", c.role().name(), c.epoch(), c.voters()),
                     None => format!("{id}:down"),
                 })
                 .collect();
@@ -439,6 +688,7 @@ impl Sim {
                             base_offset: i as i64,
                             last_offset: i as i64,
                             epoch: e.epoch,
+                            voters: e.voters.map(voter_ids),
                         });
                     }
                 }
@@ -488,7 +738,7 @@ impl Sim {
                     let node = self.nodes.get_mut(&id).expect("node");
                     let core = node.core.as_mut().expect("core");
                     let epoch = core.leader_epoch().expect("leader");
-                    node.log.push(Entry { epoch, value });
+                    node.log.push(Entry::proposal(epoch, value));
                     let end = node.log.len() as i64;
                     let actions = node.core.as_mut().expect("core").on_local_flush(end);
                     self.execute(id, actions);
@@ -525,6 +775,7 @@ impl Sim {
                 }
             }
             Event::Heal => self.cut.clear(),
+            Event::ChangeVoters => self.change_voters(),
         }
     }
 
@@ -567,6 +818,7 @@ impl Sim {
                     let heal = t + 200 + self.rng.below(5000);
                     self.schedule(heal, Event::Heal);
                 }
+                5..=12 => self.schedule(t, Event::ChangeVoters),
                 _ => {}
             }
         }
@@ -630,11 +882,35 @@ impl Sim {
                 self.fail(format!("node {id} did not catch up on the committed log"));
             }
         }
+        // All agree on the voters, and the leader is one of them (a leader that removed itself
+        // resigned once that committed).
+        let (leader, _) = leaders[0];
+        let voters = self.nodes[&leader]
+            .core
+            .as_ref()
+            .expect("core")
+            .voters()
+            .clone();
+        if !voters.contains(&leader) {
+            self.fail(format!(
+                "leader {leader} is not among its voters {voters:?}"
+            ));
+        }
+        for (&id, node) in &self.nodes {
+            let theirs = node.core.as_ref().expect("core").voters();
+            if *theirs != voters {
+                self.fail(format!(
+                    "after 20 s of calm, node {id} has voters {theirs:?}, the leader {voters:?}"
+                ));
+            }
+        }
     }
 }
 
-fn run_seed(seed: u64) {
+/// Runs one seed; returns (voter changes asked, refused at once, committed).
+fn run_seed(seed: u64) -> (u64, u64, u64) {
     let voters = if seed.is_multiple_of(3) { 5 } else { 3 };
+    // Without an observer, a voter must be removed before one can be added.
     let observers = (seed % 2) as usize;
     let mut sim = Sim::new(seed, voters, observers);
     sim.run();
@@ -642,6 +918,7 @@ fn run_seed(seed: u64) {
         !sim.committed.is_empty(),
         "seed {seed}: nothing was ever committed"
     );
+    (sim.changes_asked, sim.changes_refused, sim.changes_done)
 }
 
 #[test]
@@ -660,12 +937,24 @@ fn raft_core_survives_faults_over_many_seeds() {
         .map(|d| d.as_secs())
         .unwrap_or(0)
         * 1_000_003;
+    let (mut asked, mut refused, mut done) = (0, 0, 0);
     for i in 0..seeds {
         if std::env::var("RAFT_SIM_VERBOSE").is_ok() {
             eprintln!("seed {}", base.wrapping_add(i));
         }
-        run_seed(base.wrapping_add(i));
+        let (a, r, d) = run_seed(base.wrapping_add(i));
+        asked += a;
+        refused += r;
+        done += d;
     }
+    eprintln!(
+        "{seeds} seeds from {base}: {asked} voter changes asked, {refused} refused at once, {done} committed"
+    );
+    // The simulation must actually exercise membership changes, not just survive them.
+    assert!(
+        seeds < 100 || done * 10 >= seeds,
+        "only {done} voter changes committed over {seeds} seeds"
+    );
 }
 
 #[test]
@@ -694,4 +983,64 @@ fn three_voters_elect_one_leader_without_faults() {
     for node in sim.nodes.values() {
         assert_eq!(&node.log[..sim.committed.len()], &sim.committed[..]);
     }
+}
+
+#[test]
+fn voters_come_and_go_without_faults() {
+    // Voters 1-3, spares 4 and 5: grow to five voters, then remove the leader and one more.
+    let mut sim = Sim::new(7, 3, 2);
+    sim.loss = 0;
+    sim.duplicate = 0;
+    let ids: Vec<i32> = sim.nodes.keys().copied().collect();
+    for id in ids {
+        sim.start_node(id);
+    }
+    for t in (100..20_000).step_by(100) {
+        sim.schedule(t, Event::Propose);
+    }
+    sim.run_until(3000);
+    let first = sim.leader().expect("a leader within 3 s");
+    for (add, at) in [(4, 5000), (5, 7000)] {
+        assert_eq!(sim.ask(first, Ask::Add(add)), Ok(()));
+        sim.run_until(at);
+        assert_eq!(sim.answers.pop(), Some((VoterChange::Add(add), Ok(()))));
+    }
+    let five = BTreeSet::from([1, 2, 3, 4, 5]);
+    for node in sim.nodes.values() {
+        assert_eq!(node.core.as_ref().expect("core").voters(), &five);
+    }
+    // A second change while one is under way is refused with REQUEST_TIMED_OUT.
+    let other = *five.iter().find(|&&v| v != first).expect("another voter");
+    assert_eq!(sim.ask(first, Ask::Remove(first)), Ok(()));
+    assert_eq!(
+        sim.ask(first, Ask::Remove(other)).map_err(|e| e.code()),
+        Err(7)
+    );
+    sim.run_until(10_000);
+    assert_eq!(
+        sim.answers.pop(),
+        Some((VoterChange::Remove(first), Ok(())))
+    );
+    // The old leader resigned once its removal committed; the others elected one of them.
+    let second = sim.leader().expect("a new leader");
+    assert_ne!(second, first);
+    let four: BTreeSet<i32> = five.iter().copied().filter(|&v| v != first).collect();
+    let third = *four.iter().find(|&&v| v != second).expect("a third voter");
+    assert_eq!(sim.ask(second, Ask::Remove(third)), Ok(()));
+    sim.run_until(22_000);
+    assert_eq!(
+        sim.answers.pop(),
+        Some((VoterChange::Remove(third), Ok(())))
+    );
+    let three: BTreeSet<i32> = four.iter().copied().filter(|&v| v != third).collect();
+    assert_eq!(sim.leader(), Some(second));
+    for (&id, node) in &sim.nodes {
+        let core = node.core.as_ref().expect("core");
+        assert_eq!(core.voters(), &three, "node {id}");
+        // The removed voters, the old leader too, keep replicating as observers.
+        assert_eq!(core.is_voter(), three.contains(&id), "node {id}");
+        assert_eq!(&node.log[..sim.committed.len()], &sim.committed[..]);
+    }
+    let proposals = sim.committed.iter().filter(|e| e.value > 0).count();
+    assert!(proposals >= 150, "committed {proposals} proposals");
 }

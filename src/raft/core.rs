@@ -9,6 +9,14 @@
 //! Fetch with their log end offset and last epoch; the leader answers with records, a divergence
 //! point to truncate to, or the snapshot to load. The leader's fetch offsets of voters move the
 //! high watermark.
+//!
+//! The voter set is log state (KIP-853): a KRaft Voters control record takes effect as soon as
+//! it is appended, committed or not, and truncating it away restores the set before it. The core
+//! keeps the (offset, voter set) history without the records' bytes: the leader asks for a
+//! Voters record with `Action::AppendVoters`; a follower's driver marks the fetched batches that
+//! hold one. The leader changes the set one voter at a time (AddRaftVoter, RemoveRaftVoter), only
+//! once its own epoch and the previous change are committed, so any two consecutive sets have
+//! overlapping majorities.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,11 +64,64 @@ pub struct SnapshotId {
 }
 
 /// One record batch of a Fetch answer: its offsets and the leader epoch it was written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchMeta {
     pub base_offset: i64,
     pub last_offset: i64,
     pub epoch: i32,
+    /// The voter ids of the KRaft Voters control record this batch holds, if it holds one: the
+    /// set takes effect (at `last_offset`) as soon as the batch is appended.
+    pub voters: Option<Vec<i32>>,
+}
+
+/// A change of the voter set a leader was asked for (AddRaftVoter, RemoveRaftVoter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoterChange {
+    Add(i32),
+    Remove(i32),
+}
+
+/// Why the leader refused, or gave up on, a voter change; each is one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoterChangeError {
+    #[error("this node is not the leader (leader: {leader_id:?})")]
+    NotLeader { leader_id: Option<i32> },
+    #[error("timed out waiting for the leader to handle the previous voter change")]
+    ChangePending,
+    #[error("timed out waiting for the leader to commit its epoch and fence earlier voter changes")]
+    NoHighWatermark,
+    #[error(
+        "timed out waiting for the voters to commit the latest voter change at offset {offset} (high watermark {high_watermark})"
+    )]
+    UncommittedVoters { offset: i64, high_watermark: i64 },
+    #[error("timed out waiting for replica {voter_id} to catch up with the leader's log")]
+    NotCaughtUp { voter_id: i32 },
+    #[error("timed out waiting for the voter change at offset {offset} to commit")]
+    NotCommitted { offset: i64 },
+    #[error("replica {voter_id} is already a voter")]
+    DuplicateVoter { voter_id: i32 },
+    #[error("replica {voter_id} is not a voter, or is the only one")]
+    VoterNotFound { voter_id: i32 },
+}
+
+impl VoterChangeError {
+    /// The error code of the AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter response.
+    pub fn code(&self) -> i16 {
+        match self {
+            // NOT_LEADER_OR_FOLLOWER
+            VoterChangeError::NotLeader { .. } => 6,
+            // REQUEST_TIMED_OUT: Kafka's answer to everything that may succeed when retried.
+            VoterChangeError::ChangePending
+            | VoterChangeError::NoHighWatermark
+            | VoterChangeError::UncommittedVoters { .. }
+            | VoterChangeError::NotCaughtUp { .. }
+            | VoterChangeError::NotCommitted { .. } => 7,
+            // DUPLICATE_VOTER
+            VoterChangeError::DuplicateVoter { .. } => 126,
+            // VOTER_NOT_FOUND
+            VoterChangeError::VoterNotFound { .. } => 127,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +226,15 @@ pub enum Action {
     AdvanceHighWatermark(i64),
     /// Who leads now (None while unknown).
     LeaderChanged { epoch: i32, leader_id: Option<i32> },
+    /// Leader: append a KRaft Voters control record naming exactly `voters` in `epoch`, before
+    /// any other record, flush, then report `on_local_flush`. The set is already in force: the
+    /// core placed it at the log end offset it knows.
+    AppendVoters { epoch: i32, voters: Vec<i32> },
+    /// The AddRaftVoter or RemoveRaftVoter the leader accepted is over: answer it.
+    VoterChangeDone {
+        change: VoterChange,
+        result: Result<(), VoterChangeError>,
+    },
 }
 
 /// Timeouts, in milliseconds, with Kafka's `controller.quorum.*` defaults.
@@ -276,6 +346,43 @@ pub struct ReplicaProgress {
     pub last_fetch_ms: Option<u64>,
     /// When it was last known to be caught up to our log end.
     pub last_caught_up_ms: Option<u64>,
+    /// Our log end offset when it last fetched.
+    pub last_fetch_leader_end: i64,
+}
+
+impl ReplicaProgress {
+    fn unknown() -> Self {
+        ReplicaProgress {
+            end_offset: -1,
+            last_fetch_ms: None,
+            last_caught_up_ms: None,
+            last_fetch_leader_end: -1,
+        }
+    }
+
+    /// A Fetch at `fetch_offset` while our log ends at `leader_end`. As Kafka's `ReplicaState`:
+    /// a replica that reached where our log ended at its previous fetch was caught up as of
+    /// that fetch, so a steady stream of appends does not make a keeping-up replica look behind.
+    fn record_fetch(&mut self, now: u64, fetch_offset: i64, leader_end: i64) {
+        if fetch_offset >= leader_end {
+            self.last_caught_up_ms = Some(now);
+        } else if self.last_fetch_leader_end > 0 && fetch_offset >= self.last_fetch_leader_end {
+            self.last_caught_up_ms = self.last_caught_up_ms.max(self.last_fetch_ms);
+        }
+        self.last_fetch_leader_end = leader_end;
+        self.last_fetch_ms = Some(now);
+        self.end_offset = fetch_offset;
+    }
+}
+
+/// The voter change a leader is carrying out; one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingVoterChange {
+    pub change: VoterChange,
+    /// The offset of its Voters record once appended (an added voter must catch up first).
+    pub offset: Option<i64>,
+    /// Unanswered by then, it is answered REQUEST_TIMED_OUT (the record, if appended, stays).
+    pub deadline: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +398,7 @@ pub struct LeaderState {
     pub begin_epoch_resend_at: u64,
     /// Since when a majority has not fetched; the leader resigns after 1.5 × fetch timeout.
     pub check_quorum_deadline: u64,
+    pub voter_change: Option<PendingVoterChange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,6 +456,69 @@ impl Role {
     }
 }
 
+/// The voter set as the log defines it (KIP-853): the set the log starts with (from the
+/// snapshot or the configuration), then each Voters record at its offset. The newest rules from
+/// the moment it is appended; truncating the log drops the records past its new end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterHistory {
+    initial: BTreeSet<i32>,
+    /// (offset of the Voters record, its voters), offsets increasing.
+    records: Vec<(i64, BTreeSet<i32>)>,
+}
+
+impl VoterHistory {
+    pub fn new(initial: BTreeSet<i32>) -> Self {
+        VoterHistory {
+            initial,
+            records: Vec::new(),
+        }
+    }
+
+    pub fn latest(&self) -> &BTreeSet<i32> {
+        self.records.last().map(|(_, v)| v).unwrap_or(&self.initial)
+    }
+
+    /// The offset of the newest Voters record, if the log holds one.
+    pub fn latest_offset(&self) -> Option<i64> {
+        self.records.last().map(|&(o, _)| o)
+    }
+
+    /// The set in force at `offset` (records at or below it count).
+    pub fn at(&self, offset: i64) -> &BTreeSet<i32> {
+        let idx = self.records.partition_point(|&(o, _)| o <= offset);
+        match idx {
+            0 => &self.initial,
+            i => &self.records[i - 1].1,
+        }
+    }
+
+    /// A Voters record at `offset`; one at or below the newest is a replay and changes nothing.
+    fn append(&mut self, offset: i64, voters: BTreeSet<i32>) {
+        if self.latest_offset().is_none_or(|o| o < offset) {
+            self.records.push((offset, voters));
+        }
+    }
+
+    /// The log now ends at `end_offset`: records at or past it are gone.
+    fn truncate_to(&mut self, end_offset: i64) {
+        self.records.retain(|&(o, _)| o < end_offset);
+    }
+
+    /// The log below `start_offset` is gone: only the newest record below it still matters.
+    fn trim_before(&mut self, start_offset: i64) {
+        let below = self.records.partition_point(|&(o, _)| o < start_offset);
+        if below > 1 {
+            self.records.drain(..below - 1);
+        }
+    }
+}
+
+/// True when every majority of `a` overlaps every majority of `b`: they differ by at most one
+/// voter, the condition that makes a one-at-a-time change safe.
+fn one_voter_apart(a: &BTreeSet<i32>, b: &BTreeSet<i32>) -> bool {
+    a.difference(b).count() + b.difference(a).count() <= 1
+}
+
 /// splitmix64: a tiny seeded generator, so elections replay exactly under a seed.
 #[derive(Debug, Clone)]
 struct Rng(u64);
@@ -368,7 +539,10 @@ impl Rng {
 
 pub struct RaftCore {
     node_id: i32,
+    /// The latest voter set (`voter_history.latest()`), kept apart so that it can be read while
+    /// the role is borrowed mutably.
     voters: BTreeSet<i32>,
+    voter_history: VoterHistory,
     timeouts: Timeouts,
     role: Role,
     log: LogSummary,
@@ -395,9 +569,11 @@ impl RaftCore {
         now: u64,
     ) -> Self {
         let high_watermark = log.snapshot.map(|s| s.end_offset).unwrap_or(0);
+        let voters: BTreeSet<i32> = voters.into_iter().collect();
         let mut core = RaftCore {
             node_id,
-            voters: voters.into_iter().collect(),
+            voter_history: VoterHistory::new(voters.clone()),
+            voters,
             timeouts,
             role: Role::Unattached(UnattachedState {
                 epoch: 0,
@@ -444,8 +620,25 @@ impl RaftCore {
         &self.role
     }
 
+    /// The latest voter set: the newest Voters record in the log, committed or not.
     pub fn voters(&self) -> &BTreeSet<i32> {
         &self.voters
+    }
+
+    pub fn voter_history(&self) -> &VoterHistory {
+        &self.voter_history
+    }
+
+    /// The Voters records the local log holds (offset, voter ids), oldest first: the driver
+    /// finds them when it opens the log and hands them in before `start`. The set given to
+    /// `new` is the one in force before the first of them.
+    pub fn with_voter_history(mut self, records: Vec<(i64, Vec<i32>)>) -> Self {
+        for (offset, voters) in records {
+            self.voter_history
+                .append(offset, voters.into_iter().collect());
+        }
+        self.voters = self.voter_history.latest().clone();
+        self
     }
 
     pub fn log(&self) -> &LogSummary {
@@ -466,6 +659,31 @@ impl RaftCore {
 
     fn majority(&self) -> usize {
         self.voters.len() / 2 + 1
+    }
+
+    /// The voter history changed (an append, a truncation, a snapshot): its latest set rules
+    /// from now on. A leader moves replicas between its voter and observer progress, as Kafka's
+    /// `LeaderState` does, so that the high watermark and check-quorum count the new set.
+    fn on_voters_changed(&mut self) {
+        let latest = self.voter_history.latest();
+        if *latest == self.voters {
+            return;
+        }
+        self.voters = latest.clone();
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let mut old_voters = std::mem::take(&mut leader.voters);
+        for &id in &self.voters {
+            let progress = old_voters
+                .remove(&id)
+                .or_else(|| leader.observers.remove(&id))
+                .unwrap_or_else(ReplicaProgress::unknown);
+            leader.voters.insert(id, progress);
+        }
+        // A voter that left keeps replicating, as an observer.
+        leader.observers.extend(old_voters);
+        leader.unacknowledged.retain(|id| self.voters.contains(id));
     }
 
     /// The leader this node knows of in its current epoch.
@@ -526,7 +744,10 @@ impl RaftCore {
                 Some(t) => t.min(s.fetch_deadline),
                 None => self.now,
             },
-            Role::Leader(s) => s.begin_epoch_resend_at.min(s.check_quorum_deadline),
+            Role::Leader(s) => s
+                .begin_epoch_resend_at
+                .min(s.check_quorum_deadline)
+                .min(s.voter_change.map_or(u64::MAX, |c| c.deadline)),
         }
     }
 
@@ -614,7 +835,15 @@ impl RaftCore {
             }
             Role::Resigned(s) => {
                 if now >= s.election_deadline {
-                    actions.extend(self.become_prospective());
+                    if self.voters.contains(&self.node_id) {
+                        actions.extend(self.become_prospective());
+                    } else {
+                        // A leader removed from the voters carries on as an observer, in a newer
+                        // epoch so that its old epoch's answers are not taken for a leader's
+                        // (as Kafka's pollResigned).
+                        let epoch = s.epoch + 1;
+                        actions.extend(self.become_unattached(epoch, None));
+                    }
                 }
             }
             Role::Follower(s) => {
@@ -643,6 +872,21 @@ impl RaftCore {
                 }
             }
             Role::Leader(s) => {
+                if let Some(pending) = s.voter_change
+                    && now >= pending.deadline
+                {
+                    s.voter_change = None;
+                    let error = match (pending.offset, pending.change) {
+                        (Some(offset), _) => VoterChangeError::NotCommitted { offset },
+                        (None, VoterChange::Add(voter_id) | VoterChange::Remove(voter_id)) => {
+                            VoterChangeError::NotCaughtUp { voter_id }
+                        }
+                    };
+                    actions.push(Action::VoterChangeDone {
+                        change: pending.change,
+                        result: Err(error),
+                    });
+                }
                 if now >= s.check_quorum_deadline {
                     let majority = self.voters.len() / 2 + 1;
                     let window = self.timeouts.fetch_ms * 3 / 2;
@@ -730,6 +974,7 @@ impl RaftCore {
     }
 
     fn resign_inner(&mut self) -> Vec<Action> {
+        let abandoned = self.abandon_voter_change(None);
         let Role::Leader(leader) = &self.role else {
             return Vec::new();
         };
@@ -747,10 +992,11 @@ impl RaftCore {
             epoch,
             election_deadline: deadline,
         });
-        let mut actions = vec![Action::LeaderChanged {
+        let mut actions: Vec<Action> = abandoned.into_iter().collect();
+        actions.push(Action::LeaderChanged {
             epoch,
             leader_id: None,
-        }];
+        });
         for &to in &preferred {
             actions.push(Action::Send {
                 id: 0,
@@ -868,15 +1114,12 @@ impl RaftCore {
             .voters
             .iter()
             .map(|&v| {
-                let progress = ReplicaProgress {
-                    end_offset: if v == self.node_id {
-                        self.log.end_offset
-                    } else {
-                        -1
-                    },
-                    last_fetch_ms: (v == self.node_id).then_some(now),
-                    last_caught_up_ms: (v == self.node_id).then_some(now),
-                };
+                let mut progress = ReplicaProgress::unknown();
+                if v == self.node_id {
+                    progress.end_offset = self.log.end_offset;
+                    progress.last_fetch_ms = Some(now);
+                    progress.last_caught_up_ms = Some(now);
+                }
                 (v, progress)
             })
             .collect();
@@ -894,6 +1137,7 @@ impl RaftCore {
             unacknowledged: unacknowledged.clone(),
             begin_epoch_resend_at: now + self.timeouts.request_ms,
             check_quorum_deadline: now + self.timeouts.fetch_ms * 3 / 2,
+            voter_change: None,
         });
         let mut actions = vec![
             Action::PersistElection(self.election_state()),
@@ -929,6 +1173,7 @@ impl RaftCore {
             f.fetch_deadline = self.now + self.timeouts.fetch_ms;
             return Vec::new();
         }
+        let abandoned = self.abandon_voter_change(Some(leader_id));
         let voted_id = match &self.role {
             Role::Unattached(s) if s.epoch == epoch => s.voted_id,
             Role::Prospective(s) if s.epoch == epoch => s.voted_id,
@@ -944,19 +1189,19 @@ impl RaftCore {
             fetch_in_flight_id: 0,
             fetching_snapshot: false,
         });
-        let mut actions = vec![
-            Action::PersistElection(self.election_state()),
-            Action::LeaderChanged {
-                epoch,
-                leader_id: Some(leader_id),
-            },
-        ];
+        let mut actions: Vec<Action> = abandoned.into_iter().collect();
+        actions.push(Action::PersistElection(self.election_state()));
+        actions.push(Action::LeaderChanged {
+            epoch,
+            leader_id: Some(leader_id),
+        });
         actions.extend(self.send_fetch());
         actions
     }
 
     /// Moves to a newer epoch whose leader we do not know.
     fn become_unattached(&mut self, epoch: i32, voted_id: Option<i32>) -> Vec<Action> {
+        let abandoned = self.abandon_voter_change(None);
         let deadline = self.random_election_deadline();
         self.role = Role::Unattached(UnattachedState {
             epoch,
@@ -964,13 +1209,27 @@ impl RaftCore {
             leader_hint: None,
             election_deadline: deadline,
         });
-        vec![
-            Action::PersistElection(self.election_state()),
-            Action::LeaderChanged {
-                epoch,
-                leader_id: None,
-            },
-        ]
+        let mut actions: Vec<Action> = abandoned.into_iter().collect();
+        actions.push(Action::PersistElection(self.election_state()));
+        actions.push(Action::LeaderChanged {
+            epoch,
+            leader_id: None,
+        });
+        actions
+    }
+
+    /// A leader stepping down answers the voter change under way NOT_LEADER_OR_FOLLOWER, as
+    /// Kafka's `LeaderState.close`; its Voters record, if appended, may still commit under the
+    /// next leader.
+    fn abandon_voter_change(&mut self, leader_id: Option<i32>) -> Option<Action> {
+        let Role::Leader(l) = &mut self.role else {
+            return None;
+        };
+        let pending = l.voter_change.take()?;
+        Some(Action::VoterChangeDone {
+            change: pending.change,
+            result: Err(VoterChangeError::NotLeader { leader_id }),
+        })
     }
 
     /// Any message naming a newer epoch (and maybe its leader) moves us there first.
@@ -1051,12 +1310,10 @@ impl RaftCore {
             granted: false,
             pre_vote: r.pre_vote,
         };
-        if !self.voters.contains(&r.candidate_id) || !self.is_voter() {
-            return (
-                reject(self, Some(RaftErrorCode::InconsistentVoterSet)),
-                actions,
-            );
-        }
+        // No check that the candidate, or this node, is a voter: voter sets differ while a change
+        // spreads, and a replica whose log lacks the record that made it a voter must still vote
+        // for it to count (KIP-853; Raft's single-server changes). The candidate counts only
+        // the votes of its own set.
         if r.epoch < self.role.epoch() {
             return (
                 reject(self, Some(RaftErrorCode::FencedLeaderEpoch)),
@@ -1278,19 +1535,16 @@ impl RaftCore {
         } else {
             &mut leader.observers
         };
-        let progress = map.entry(r.replica_id).or_insert(ReplicaProgress {
-            end_offset: -1,
-            last_fetch_ms: None,
-            last_caught_up_ms: None,
-        });
-        progress.end_offset = r.fetch_offset;
-        progress.last_fetch_ms = Some(now);
-        if r.fetch_offset >= log_end {
-            progress.last_caught_up_ms = Some(now);
-        }
+        let progress = map
+            .entry(r.replica_id)
+            .or_insert_with(ReplicaProgress::unknown);
+        progress.record_fetch(now, r.fetch_offset, log_end);
         if is_voter {
             actions.extend(self.maybe_advance_high_watermark());
             response.high_watermark = self.high_watermark;
+        } else {
+            // The replica an AddRaftVoter waits for may just have caught up.
+            actions.extend(self.maybe_append_added_voter());
         }
         (response, actions)
     }
@@ -1383,13 +1637,37 @@ impl RaftCore {
         if r.epoch > self.role.epoch() {
             return self.observe_epoch(r.epoch, r.leader_id);
         }
+        let mut probe = None;
         if let Some(leader) = r.leader_id
             && r.epoch == self.role.epoch()
             && leader != self.node_id
-            && self.unreachable_leader != Some((r.epoch, leader))
             && !matches!(self.role, Role::Leader(_))
         {
-            return self.observe_epoch(r.epoch, Some(leader));
+            if self.unreachable_leader != Some((r.epoch, leader)) {
+                return self.observe_epoch(r.epoch, Some(leader));
+            }
+            if !self.voters.contains(&leader) && !r.granted {
+                // The leader we timed out on is not in our voter set (our log lacks the record
+                // that made it a voter), so it never answers our votes: ask it directly whether
+                // it still leads. Its own answer brings us back to it; a voter's word alone
+                // would not, as that leader may be gone.
+                probe = Some(Action::Send {
+                    id: 0,
+                    to: leader,
+                    request: Request::Fetch(self.fetch_request()),
+                });
+            }
+        }
+        let mut actions: Vec<Action> = probe.into_iter().collect();
+        actions.extend(self.count_vote(from, r));
+        actions
+    }
+
+    /// A vote (or pre-vote) answer in our current election.
+    fn count_vote(&mut self, from: i32, r: VoteResponse) -> Vec<Action> {
+        if !self.voters.contains(&from) {
+            // An answer from a replica our set does not count (it left it meanwhile).
+            return Vec::new();
         }
         let majority = self.majority();
         let voters = self.voters.len();
@@ -1493,6 +1771,9 @@ impl RaftCore {
             let to = to.max(self.log.start_offset);
             if to < self.log.end_offset {
                 self.log.truncate_to(to);
+                // A Voters record cut off no longer counts: the set before it rules again.
+                self.voter_history.truncate_to(to);
+                self.on_voters_changed();
                 actions.push(Action::Truncate(to));
             }
             // No high watermark from this answer: our log past the divergence point is not
@@ -1512,7 +1793,13 @@ impl RaftCore {
             for b in &r.batches {
                 self.log
                     .record_append(b.epoch, b.base_offset, b.last_offset + 1);
+                if let Some(voters) = &b.voters {
+                    // In force once appended, committed or not (KIP-853).
+                    self.voter_history
+                        .append(b.last_offset, voters.iter().copied().collect());
+                }
             }
+            self.on_voters_changed();
             actions.push(Action::AppendFetched);
         }
         let hw = r.high_watermark.min(self.log.end_offset);
@@ -1524,13 +1811,24 @@ impl RaftCore {
         actions
     }
 
-    /// The driver installed `snapshot` as the start of the local log.
-    pub fn on_snapshot_loaded(&mut self, now: u64, snapshot: SnapshotId) -> Vec<Action> {
-        let actions = self.on_snapshot_loaded_inner(now, snapshot);
+    /// The driver installed `snapshot` as the start of the local log; `voters` are the ids of
+    /// its Voters record, None when it has none (the set given to `new` applies then).
+    pub fn on_snapshot_loaded(
+        &mut self,
+        now: u64,
+        snapshot: SnapshotId,
+        voters: Option<Vec<i32>>,
+    ) -> Vec<Action> {
+        let actions = self.on_snapshot_loaded_inner(now, snapshot, voters);
         self.number(actions)
     }
 
-    fn on_snapshot_loaded_inner(&mut self, now: u64, snapshot: SnapshotId) -> Vec<Action> {
+    fn on_snapshot_loaded_inner(
+        &mut self,
+        now: u64,
+        snapshot: SnapshotId,
+        voters: Option<Vec<i32>>,
+    ) -> Vec<Action> {
         self.now = self.now.max(now);
         self.log = LogSummary {
             start_offset: snapshot.end_offset,
@@ -1538,6 +1836,13 @@ impl RaftCore {
             epochs: Vec::new(),
             snapshot: Some(snapshot),
         };
+        // Our old log is gone, and with it whatever Voters records it held.
+        self.voter_history.records.clear();
+        if let Some(voters) = voters {
+            self.voter_history
+                .append(snapshot.end_offset - 1, voters.into_iter().collect());
+        }
+        self.on_voters_changed();
         let mut actions = Vec::new();
         if snapshot.end_offset > self.high_watermark {
             self.high_watermark = snapshot.end_offset;
@@ -1581,6 +1886,7 @@ impl RaftCore {
             {
                 first.1 = start;
             }
+            self.voter_history.trim_before(start);
         }
     }
 
@@ -1595,7 +1901,12 @@ impl RaftCore {
         if end_offset > base {
             self.log.record_append(epoch, base, end_offset);
         }
-        if let Some(me) = leader.voters.get_mut(&self.node_id) {
+        // A leader removing itself is an observer of its own set until the change commits.
+        let me = match leader.voters.get_mut(&self.node_id) {
+            Some(me) => Some(me),
+            None => leader.observers.get_mut(&self.node_id),
+        };
+        if let Some(me) = me {
             me.end_offset = end_offset;
             me.last_fetch_ms = Some(self.now);
             me.last_caught_up_ms = Some(self.now);
@@ -1612,12 +1923,188 @@ impl RaftCore {
         let Some(&candidate) = offsets.get(self.majority() - 1) else {
             return Vec::new();
         };
-        // Raft's commit rule: only an entry of the leader's own epoch commits by counting.
+        // Raft's commit rule: only an entry of the leader's own epoch commits by counting. With
+        // a new voter set the count may come out lower: the high watermark never goes back.
         if candidate > leader.epoch_start_offset && candidate > self.high_watermark {
             self.high_watermark = candidate;
-            return vec![Action::AdvanceHighWatermark(candidate)];
+            let mut actions = vec![Action::AdvanceHighWatermark(candidate)];
+            actions.extend(self.on_leader_commit());
+            return actions;
         }
         Vec::new()
+    }
+
+    /// The leader's high watermark moved: a voter change whose record it passed is done, and a
+    /// leader the committed set leaves out steps down (KIP-853). It leads until then so that
+    /// the change removing it can commit.
+    fn on_leader_commit(&mut self) -> Vec<Action> {
+        let hw = self.high_watermark;
+        let mut actions = Vec::new();
+        if let Role::Leader(l) = &mut self.role
+            && let Some(pending) = l.voter_change
+            && pending.offset.is_some_and(|o| hw > o)
+        {
+            l.voter_change = None;
+            actions.push(Action::VoterChangeDone {
+                change: pending.change,
+                result: Ok(()),
+            });
+        }
+        if !self.is_voter() && self.voter_history.latest_offset().is_some_and(|o| hw > o) {
+            actions.extend(self.resign_inner());
+        }
+        actions
+    }
+
+    /// Refuses a voter change unless this node leads, none is under way, and both this epoch
+    /// and the newest Voters record are committed (Kafka's AddVoterHandler checks): then the
+    /// new set differs by one voter from one a majority already holds.
+    fn check_voter_change(&self) -> Result<(), VoterChangeError> {
+        let Role::Leader(l) = &self.role else {
+            return Err(VoterChangeError::NotLeader {
+                leader_id: self.leader_id(),
+            });
+        };
+        if l.voter_change.is_some() {
+            return Err(VoterChangeError::ChangePending);
+        }
+        if self.high_watermark <= l.epoch_start_offset {
+            return Err(VoterChangeError::NoHighWatermark);
+        }
+        if let Some(offset) = self.voter_history.latest_offset()
+            && offset >= self.high_watermark
+        {
+            return Err(VoterChangeError::UncommittedVoters {
+                offset,
+                high_watermark: self.high_watermark,
+            });
+        }
+        Ok(())
+    }
+
+    /// AddRaftVoter: makes `voter_id`, a replica fetching from this leader as an observer, a
+    /// voter. Refused at once (see `check_voter_change`, and DUPLICATE_VOTER); otherwise the
+    /// Voters record is appended as soon as the replica has caught up with our log, and
+    /// `Action::VoterChangeDone` answers once the new set commits it, or after the request
+    /// timeout.
+    pub fn add_voter(&mut self, now: u64, voter_id: i32) -> Result<Vec<Action>, VoterChangeError> {
+        self.now = self.now.max(now);
+        self.check_voter_change()?;
+        if self.voters.contains(&voter_id) {
+            return Err(VoterChangeError::DuplicateVoter { voter_id });
+        }
+        let deadline = self.now + self.timeouts.request_ms;
+        if let Role::Leader(l) = &mut self.role {
+            l.voter_change = Some(PendingVoterChange {
+                change: VoterChange::Add(voter_id),
+                offset: None,
+                deadline,
+            });
+        }
+        let actions = self.maybe_append_added_voter();
+        Ok(self.number(actions))
+    }
+
+    /// RemoveRaftVoter: appends the Voters record without `voter_id` at once;
+    /// `Action::VoterChangeDone` answers once the new set commits it, or after the request
+    /// timeout. A leader that removes itself leads until then, and resigns.
+    pub fn remove_voter(
+        &mut self,
+        now: u64,
+        voter_id: i32,
+    ) -> Result<Vec<Action>, VoterChangeError> {
+        self.now = self.now.max(now);
+        self.check_voter_change()?;
+        if !self.voters.contains(&voter_id) || self.voters.len() == 1 {
+            return Err(VoterChangeError::VoterNotFound { voter_id });
+        }
+        let mut voters = self.voters.clone();
+        voters.remove(&voter_id);
+        let deadline = self.now + self.timeouts.request_ms;
+        let (offset, actions) = self.append_voters(voters);
+        if let Role::Leader(l) = &mut self.role {
+            l.voter_change = Some(PendingVoterChange {
+                change: VoterChange::Remove(voter_id),
+                offset: Some(offset),
+                deadline,
+            });
+        }
+        Ok(self.number(actions))
+    }
+
+    /// UpdateRaftVoter: a voter's endpoints or supported versions changed, not the set of ids.
+    /// Appends a Voters record with the same voters (the driver writes the new endpoints) and is
+    /// answered at once, as Kafka does; the next change waits for it to commit.
+    pub fn update_voter(
+        &mut self,
+        now: u64,
+        voter_id: i32,
+    ) -> Result<Vec<Action>, VoterChangeError> {
+        self.now = self.now.max(now);
+        self.check_voter_change()?;
+        if !self.voters.contains(&voter_id) {
+            return Err(VoterChangeError::VoterNotFound { voter_id });
+        }
+        let (_, actions) = self.append_voters(self.voters.clone());
+        Ok(self.number(actions))
+    }
+
+    /// The replica an AddRaftVoter waits for has caught up: append the set with it. "Caught
+    /// up" means it reached our log end, or where it stood at its previous fetch, within the
+    /// last fetch timeout, so it will not hold the high watermark back for long.
+    fn maybe_append_added_voter(&mut self) -> Vec<Action> {
+        let Role::Leader(l) = &self.role else {
+            return Vec::new();
+        };
+        let Some(PendingVoterChange {
+            change: VoterChange::Add(voter_id),
+            offset: None,
+            ..
+        }) = l.voter_change
+        else {
+            return Vec::new();
+        };
+        let caught_up = l
+            .observers
+            .get(&voter_id)
+            .and_then(|p| p.last_caught_up_ms)
+            .is_some_and(|t| t + self.timeouts.fetch_ms >= self.now);
+        if !caught_up {
+            return Vec::new();
+        }
+        let mut voters = self.voters.clone();
+        voters.insert(voter_id);
+        let (offset, actions) = self.append_voters(voters);
+        if let Role::Leader(l) = &mut self.role
+            && let Some(pending) = &mut l.voter_change
+        {
+            pending.offset = Some(offset);
+        }
+        actions
+    }
+
+    /// Leader: puts `voters` in force at our log end and asks the driver for the record.
+    fn append_voters(&mut self, voters: BTreeSet<i32>) -> (i64, Vec<Action>) {
+        let Role::Leader(l) = &self.role else {
+            return (self.log.end_offset, Vec::new());
+        };
+        let epoch = l.epoch;
+        let offset = self.log.end_offset;
+        debug_assert!(one_voter_apart(&self.voters, &voters));
+        debug_assert!(
+            self.voter_history
+                .latest_offset()
+                .is_none_or(|o| o < offset)
+        );
+        self.voter_history.append(offset, voters.clone());
+        self.on_voters_changed();
+        let mut actions = vec![Action::AppendVoters {
+            epoch,
+            voters: voters.into_iter().collect(),
+        }];
+        // Without a voter that lagged, a majority may already hold more.
+        actions.extend(self.maybe_advance_high_watermark());
+        (offset, actions)
     }
 }
 
@@ -1766,5 +2253,462 @@ mod tests {
         let Response::Fetch(f) = resp else { panic!() };
         assert_eq!(f.diverging, Some((1, 8)));
         assert_eq!(f.read_from, None);
+    }
+    /// Node 1 leading `voters` in epoch 2: its LeaderChange is at offset 10 and, once the
+    /// others fetch, committed.
+    fn leader_of(voters: &[i32]) -> RaftCore {
+        let mut core = RaftCore::new(
+            1,
+            voters.to_vec(),
+            Timeouts::default(),
+            ElectionState {
+                epoch: 1,
+                leader_id: None,
+                voted_id: Some(1),
+            },
+            LogSummary {
+                start_offset: 0,
+                end_offset: 10,
+                epochs: vec![(1, 0)],
+                snapshot: None,
+            },
+            7,
+            0,
+        );
+        core.role = Role::Candidate(CandidateState {
+            epoch: 2,
+            granted: BTreeSet::from([1]),
+            rejected: BTreeSet::new(),
+            election_deadline: 100,
+        });
+        core.become_leader();
+        core.on_local_flush(11);
+        core
+    }
+
+    fn fetch(core: &mut RaftCore, now: u64, replica_id: i32, fetch_offset: i64) -> Vec<Action> {
+        let epoch = core.epoch();
+        let (resp, actions) = core.handle_request(
+            now,
+            replica_id,
+            Request::Fetch(FetchRequest {
+                epoch,
+                replica_id,
+                fetch_offset,
+                last_fetched_epoch: epoch,
+            }),
+        );
+        let Response::Fetch(f) = resp else { panic!() };
+        assert_eq!(f.error, None);
+        actions
+    }
+
+    fn done(change: VoterChange, result: Result<(), VoterChangeError>) -> Action {
+        Action::VoterChangeDone { change, result }
+    }
+
+    #[test]
+    fn voter_history_follows_appends_truncation_and_snapshots() {
+        let mut h = VoterHistory::new(BTreeSet::from([1, 2, 3]));
+        h.append(5, BTreeSet::from([1, 2, 3, 4]));
+        h.append(9, BTreeSet::from([2, 3, 4]));
+        // A replayed record changes nothing.
+        h.append(9, BTreeSet::from([1]));
+        assert_eq!(h.latest(), &BTreeSet::from([2, 3, 4]));
+        assert_eq!(h.at(4), &BTreeSet::from([1, 2, 3]));
+        assert_eq!(h.at(5), &BTreeSet::from([1, 2, 3, 4]));
+        assert_eq!(h.latest_offset(), Some(9));
+        // Cutting the log at 9 drops the record at 9: the set before it rules again.
+        h.truncate_to(9);
+        assert_eq!(h.latest(), &BTreeSet::from([1, 2, 3, 4]));
+        h.append(12, BTreeSet::from([1, 2, 4]));
+        h.append(20, BTreeSet::from([1, 2]));
+        // A snapshot at 15 keeps the record in force at its start and those after.
+        h.trim_before(15);
+        assert_eq!(h.records.len(), 2);
+        assert_eq!(h.at(14), &BTreeSet::from([1, 2, 4]));
+        h.truncate_to(0);
+        assert_eq!(h.latest(), &BTreeSet::from([1, 2, 3]));
+        assert!(one_voter_apart(
+            &BTreeSet::from([1, 2, 3]),
+            &BTreeSet::from([1, 2, 3, 4])
+        ));
+        assert!(!one_voter_apart(
+            &BTreeSet::from([1, 2, 3]),
+            &BTreeSet::from([1, 2, 4])
+        ));
+    }
+
+    #[test]
+    fn voter_changes_wait_for_the_leaders_epoch_to_commit() {
+        let mut follower = RaftCore::new(
+            2,
+            vec![1, 2, 3],
+            Timeouts::default(),
+            ElectionState::default(),
+            LogSummary::default(),
+            1,
+            0,
+        );
+        assert_eq!(
+            follower.add_voter(0, 4),
+            Err(VoterChangeError::NotLeader { leader_id: None })
+        );
+        let mut core = leader_of(&[1, 2, 3]);
+        // The LeaderChange at 10 is not committed yet: no high watermark to fence older changes.
+        let err = core.add_voter(0, 4).unwrap_err();
+        assert_eq!(err, VoterChangeError::NoHighWatermark);
+        assert_eq!(err.code(), 7);
+        assert_eq!(
+            fetch(&mut core, 1, 2, 11),
+            vec![Action::AdvanceHighWatermark(11)]
+        );
+        let err = core.add_voter(1, 2).unwrap_err();
+        assert_eq!(err, VoterChangeError::DuplicateVoter { voter_id: 2 });
+        assert_eq!(err.code(), 126);
+        let err = core.remove_voter(1, 4).unwrap_err();
+        assert_eq!(err, VoterChangeError::VoterNotFound { voter_id: 4 });
+        assert_eq!(err.code(), 127);
+        assert!(core.add_voter(1, 4).is_ok());
+        assert_eq!(
+            core.remove_voter(1, 3),
+            Err(VoterChangeError::ChangePending)
+        );
+    }
+
+    #[test]
+    fn added_voter_joins_once_caught_up_and_commits_with_the_new_majority() {
+        let mut core = leader_of(&[1, 2, 3]);
+        fetch(&mut core, 1, 2, 11);
+        core.on_local_flush(15);
+        // Replica 4 fetches as an observer, behind our log end (15): no Voters record yet.
+        assert_eq!(fetch(&mut core, 2, 4, 12), vec![]);
+        assert_eq!(core.add_voter(3, 4), Ok(vec![]));
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 3]));
+        // Caught up: the set with 4 is in force at our log end (15) before it is even flushed.
+        assert_eq!(
+            fetch(&mut core, 4, 4, 15),
+            vec![Action::AppendVoters {
+                epoch: 2,
+                voters: vec![1, 2, 3, 4]
+            }]
+        );
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 3, 4]));
+        assert_eq!(core.voter_history().latest_offset(), Some(15));
+        let Role::Leader(l) = core.role() else {
+            panic!()
+        };
+        assert!(l.voters.contains_key(&4) && !l.observers.contains_key(&4));
+        assert_eq!(core.on_local_flush(16), vec![]);
+        // Two of four voters hold offset 16: no majority of the new set.
+        assert_eq!(
+            fetch(&mut core, 5, 2, 16),
+            vec![Action::AdvanceHighWatermark(15)]
+        );
+        assert_eq!(
+            fetch(&mut core, 6, 4, 16),
+            vec![
+                Action::AdvanceHighWatermark(16),
+                done(VoterChange::Add(4), Ok(()))
+            ]
+        );
+        let Role::Leader(l) = core.role() else {
+            panic!()
+        };
+        assert_eq!(l.voter_change, None);
+        // The next change is allowed now that this one is committed.
+        assert!(core.remove_voter(7, 4).is_ok());
+    }
+
+    #[test]
+    fn added_voter_that_never_catches_up_times_out() {
+        let mut core = leader_of(&[1, 2, 3]);
+        fetch(&mut core, 1, 2, 11);
+        assert_eq!(core.add_voter(10, 4), Ok(vec![]));
+        assert!(core.next_deadline() <= 10 + core.timeouts.request_ms);
+        let actions = core.tick(10 + core.timeouts.request_ms);
+        assert!(actions.contains(&done(
+            VoterChange::Add(4),
+            Err(VoterChangeError::NotCaughtUp { voter_id: 4 })
+        )));
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 3]));
+        assert_eq!(core.voter_history().latest_offset(), None);
+    }
+
+    #[test]
+    fn uncommitted_voters_record_blocks_the_next_change_even_after_a_time_out() {
+        let mut core = leader_of(&[1, 2, 3]);
+        fetch(&mut core, 1, 2, 11);
+        assert_eq!(
+            core.remove_voter(2, 3),
+            Ok(vec![Action::AppendVoters {
+                epoch: 2,
+                voters: vec![1, 2]
+            }])
+        );
+        core.on_local_flush(12);
+        let actions = core.tick(2 + core.timeouts.request_ms);
+        assert!(actions.contains(&done(
+            VoterChange::Remove(3),
+            Err(VoterChangeError::NotCommitted { offset: 11 })
+        )));
+        assert_eq!(
+            core.add_voter(2 + core.timeouts.request_ms, 3),
+            Err(VoterChangeError::UncommittedVoters {
+                offset: 11,
+                high_watermark: 11
+            })
+        );
+    }
+
+    #[test]
+    fn leader_that_removes_itself_leads_until_committed_then_observes() {
+        let mut core = leader_of(&[1, 2, 3]);
+        fetch(&mut core, 1, 2, 11);
+        fetch(&mut core, 1, 3, 11);
+        assert_eq!(
+            core.remove_voter(2, 1),
+            Ok(vec![Action::AppendVoters {
+                epoch: 2,
+                voters: vec![2, 3]
+            }])
+        );
+        assert!(!core.is_voter());
+        core.on_local_flush(12);
+        // Our own log end does not count any more: both 2 and 3 must hold the record.
+        assert_eq!(fetch(&mut core, 3, 2, 12), vec![]);
+        let actions = fetch(&mut core, 4, 3, 12);
+        assert_eq!(actions[0], Action::AdvanceHighWatermark(12));
+        assert_eq!(actions[1], done(VoterChange::Remove(1), Ok(())));
+        // Then it resigns, naming the voters of the new set as successors, furthest first.
+        assert!(actions.contains(&Action::LeaderChanged {
+            epoch: 2,
+            leader_id: None
+        }));
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Send { to: 2, request: Request::EndEpoch(e), .. } if e.preferred_successors == vec![3, 2]
+        )));
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::Send { to: 1, .. }))
+        );
+        assert!(matches!(core.role(), Role::Resigned(_)));
+        // An observer does not stand for election: it moves to a newer epoch and looks for
+        // the leader instead.
+        let deadline = core.next_deadline();
+        let actions = core.tick(deadline);
+        assert!(actions.contains(&Action::PersistElection(ElectionState {
+            epoch: 3,
+            leader_id: None,
+            voted_id: None
+        })));
+        assert!(matches!(core.role(), Role::Unattached(s) if s.epoch == 3));
+        assert!(!actions.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                request: Request::Vote(_),
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn leader_stepping_down_answers_the_change_under_way() {
+        let mut core = leader_of(&[1, 2, 3]);
+        fetch(&mut core, 1, 2, 11);
+        assert!(core.add_voter(1, 4).is_ok());
+        let (_, actions) = core.handle_request(
+            2,
+            3,
+            Request::BeginEpoch(BeginEpochRequest {
+                epoch: 3,
+                leader_id: 3,
+            }),
+        );
+        assert_eq!(
+            actions[0],
+            done(
+                VoterChange::Add(4),
+                Err(VoterChangeError::NotLeader { leader_id: Some(3) })
+            )
+        );
+        assert_eq!(core.leader_id(), Some(3));
+    }
+
+    fn follower_of(leader: i32, voters: &[i32], node_id: i32) -> RaftCore {
+        RaftCore::new(
+            node_id,
+            voters.to_vec(),
+            Timeouts::default(),
+            ElectionState {
+                epoch: 2,
+                leader_id: Some(leader),
+                voted_id: None,
+            },
+            LogSummary {
+                start_offset: 0,
+                end_offset: 10,
+                epochs: vec![(1, 0)],
+                snapshot: None,
+            },
+            3,
+            0,
+        )
+    }
+
+    fn fetched(batches: Vec<BatchMeta>, diverging: Option<(i32, i64)>) -> Response {
+        Response::Fetch(FetchResponse {
+            error: None,
+            epoch: 2,
+            leader_id: Some(1),
+            high_watermark: 10,
+            log_start_offset: 0,
+            diverging,
+            snapshot: None,
+            read_from: None,
+            batches,
+        })
+    }
+
+    #[test]
+    fn observer_becomes_a_voter_when_it_appends_the_set_and_truncation_undoes_it() {
+        let mut core = follower_of(1, &[1, 2, 3], 4);
+        let actions = core.start(0);
+        let Some(Action::Send { id, .. }) =
+            actions.iter().find(|a| matches!(a, Action::Send { .. }))
+        else {
+            panic!("no fetch")
+        };
+        assert!(!core.is_voter());
+        let batch = |offset: i64, voters: Option<Vec<i32>>| BatchMeta {
+            base_offset: offset,
+            last_offset: offset,
+            epoch: 2,
+            voters,
+        };
+        let actions = core.handle_response(
+            1,
+            1,
+            *id,
+            fetched(
+                vec![
+                    batch(10, None),
+                    batch(11, Some(vec![1, 2, 3, 4])),
+                    batch(12, None),
+                ],
+                None,
+            ),
+        );
+        assert_eq!(actions[0], Action::AppendFetched);
+        assert!(core.is_voter());
+        assert_eq!(core.voter_history().latest_offset(), Some(11));
+        let Some(Action::Send { id, .. }) =
+            actions.iter().find(|a| matches!(a, Action::Send { .. }))
+        else {
+            panic!("no fetch")
+        };
+        // The leader diverges past the record: it stays.
+        let actions = core.handle_response(2, 1, *id, fetched(vec![], Some((2, 12))));
+        assert_eq!(actions[0], Action::Truncate(12));
+        assert!(core.is_voter());
+        let Some(Action::Send { id, .. }) =
+            actions.iter().find(|a| matches!(a, Action::Send { .. }))
+        else {
+            panic!("no fetch")
+        };
+        // It diverges before the record: the record is cut off and the set before it rules.
+        let actions = core.handle_response(3, 1, *id, fetched(vec![], Some((1, 10))));
+        assert_eq!(actions[0], Action::Truncate(10));
+        assert!(!core.is_voter());
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 3]));
+        assert_eq!(core.voter_history().latest_offset(), None);
+    }
+
+    #[test]
+    fn voter_history_survives_a_restart_and_a_snapshot_load() {
+        let core = follower_of(1, &[1, 2, 3], 2)
+            .with_voter_history(vec![(4, vec![1, 2, 3, 4]), (8, vec![1, 2, 4])]);
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 4]));
+        let mut core = core;
+        core.start(0);
+        let snapshot = SnapshotId {
+            end_offset: 50,
+            epoch: 2,
+        };
+        core.on_snapshot_loaded(1, snapshot, Some(vec![1, 2, 4, 5]));
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 4, 5]));
+        assert_eq!(core.voter_history().latest_offset(), Some(49));
+        // A snapshot without a Voters record: the configured set.
+        core.on_snapshot_loaded(2, snapshot, None);
+        assert_eq!(core.voters(), &BTreeSet::from([1, 2, 3]));
+    }
+
+    #[test]
+    fn a_replica_votes_whether_or_not_its_log_makes_it_a_voter() {
+        // Replica 4 does not know yet that it was added; candidate 5 is not in its set either.
+        let mut core = RaftCore::new(
+            4,
+            vec![1, 2, 3],
+            Timeouts::default(),
+            ElectionState::default(),
+            LogSummary::default(),
+            1,
+            0,
+        );
+        let (resp, actions) = core.handle_request(
+            0,
+            5,
+            Request::Vote(VoteRequest {
+                epoch: 3,
+                candidate_id: 5,
+                last_epoch: 2,
+                end_offset: 12,
+                pre_vote: false,
+            }),
+        );
+        let Response::Vote(v) = resp else { panic!() };
+        assert_eq!((v.error, v.granted), (None, true));
+        assert!(actions.contains(&Action::PersistElection(ElectionState {
+            epoch: 3,
+            leader_id: None,
+            voted_id: Some(5)
+        })));
+    }
+
+    #[test]
+    fn prospective_asks_a_leader_outside_its_set_directly() {
+        // Voter 2's log says {1, 2, 3}; the leader, 5, was added by a record it lacks. It timed
+        // out on 5 and stands for election; voter 1 refuses, as it still hears from 5.
+        let mut core = follower_of(5, &[1, 2, 3], 2);
+        core.start(0);
+        let deadline = core.timeouts.fetch_ms;
+        core.tick(deadline);
+        assert!(matches!(core.role(), Role::Prospective(_)));
+        let actions = core.handle_response(
+            deadline + 1,
+            1,
+            99,
+            Response::Vote(VoteResponse {
+                error: None,
+                epoch: 2,
+                leader_id: Some(5),
+                granted: false,
+                pre_vote: true,
+            }),
+        );
+        let [
+            Action::Send {
+                to: 5,
+                request: Request::Fetch(f),
+                ..
+            },
+        ] = &actions[..]
+        else {
+            panic!("{actions:?}")
+        };
+        assert_eq!((f.epoch, f.fetch_offset), (2, 10));
+        assert!(matches!(core.role(), Role::Prospective(_)));
     }
 }

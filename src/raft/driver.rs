@@ -589,7 +589,9 @@ impl RaftDriver {
                     epoch = id.epoch,
                     "installed the leader's snapshot of the metadata log"
                 );
-                let actions = self.core.on_snapshot_loaded(self.now(), id);
+                // KIP-853: the snapshot's VotersRecord is not read yet; None keeps the
+                // configured (static) voters, as before.
+                let actions = self.core.on_snapshot_loaded(self.now(), id, None);
                 self.execute(actions)
             }
             Event::SnapshotFetched(Err(e)) => {
@@ -763,6 +765,13 @@ impl RaftDriver {
                     self.high_watermark.send_replace(hw);
                 }
                 Action::Send { to, id, request } => self.send(to, id, request),
+                // KIP-853 voter changes are not wired yet: nothing calls add_voter,
+                // remove_voter or update_voter, the only sources of these.
+                Action::AppendVoters { .. } | Action::VoterChangeDone { .. } => {
+                    error!(
+                        "the raft core asked for a voter change, which this driver cannot make yet"
+                    );
+                }
             }
         }
         Ok(())

@@ -376,6 +376,8 @@ pub fn fetch_response_from(resp: &KFetchResp) -> Result<(FetchResponse, Bytes), 
             base_offset: h.base_offset(),
             last_offset: h.last_offset(),
             epoch: h.partition_leader_epoch(),
+            // KIP-853 Voters control batches are not decoded yet: the voter set stays static.
+            voters: None,
         });
         whole = batch.position + batch.bytes.len();
     }
