@@ -549,19 +549,43 @@ async fn a_voter_that_fell_behind_the_trimmed_log_catches_up_from_a_snapshot() {
     );
     let admin = admin(&bootstrap);
     let names: Vec<String> = (0..40).map(|i| format!("topic-{i:02}")).collect();
+    let deadline = Instant::now() + TIMEOUT;
     for chunk in names.chunks(10) {
-        let topics: Vec<NewTopic> = chunk
-            .iter()
-            .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
-            .collect();
-        let results = admin
-            .create_topics(
-                topics.iter(),
-                &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
-            )
-            .await
-            .expect("create");
-        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        let mut pending: Vec<&String> = chunk.iter().collect();
+        // Node 3 led, maybe, and handed over as it stopped: NOT_CONTROLLER is retriable, and a
+        // retry may find a topic that the first attempt did create.
+        while !pending.is_empty() {
+            let topics: Vec<NewTopic> = pending
+                .iter()
+                .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
+                .collect();
+            let results = admin
+                .create_topics(
+                    topics.iter(),
+                    &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+                )
+                .await
+                .expect("create");
+            let mut retry = Vec::new();
+            for r in &results {
+                match r {
+                    Ok(_) => {}
+                    Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, rdkafka::types::RDKafkaErrorCode::NotController)) => {
+                        retry.push(chunk.iter().find(|n| *n == name).expect("ours"));
+                    }
+                    Err(e) => panic!("create failed: {e:?}"),
+                }
+            }
+            pending = retry;
+            assert!(
+                Instant::now() < deadline,
+                "topics never created: {pending:?}"
+            );
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
     cluster.wait_for("the leader trimming its log", TIMEOUT, || {
         cluster.nodes[..2].iter().any(|n| {
