@@ -1258,23 +1258,19 @@ impl RaftCore {
         }
     }
 
-    /// A request from another node. Returns the answer and what to do.
+    /// A request from another node (`_from`: each request names its sender itself, which is
+    /// what the core goes by). Returns the answer and what to do.
     pub fn handle_request(
         &mut self,
         now: u64,
-        from: i32,
+        _from: i32,
         request: Request,
     ) -> (Response, Vec<Action>) {
-        let (response, actions) = self.handle_request_inner(now, from, request);
+        let (response, actions) = self.handle_request_inner(now, request);
         (response, self.number(actions))
     }
 
-    fn handle_request_inner(
-        &mut self,
-        now: u64,
-        from: i32,
-        request: Request,
-    ) -> (Response, Vec<Action>) {
+    fn handle_request_inner(&mut self, now: u64, request: Request) -> (Response, Vec<Action>) {
         self.now = self.now.max(now);
         match request {
             Request::Vote(r) => {
@@ -1290,7 +1286,6 @@ impl RaftCore {
                 (Response::EndEpoch(resp), actions)
             }
             Request::Fetch(r) => {
-                let _ = from;
                 let (resp, actions) = self.handle_fetch(r);
                 (Response::Fetch(resp), actions)
             }

@@ -185,7 +185,6 @@ impl RaftHandle {
         request: super::core::FetchRequest,
         max_wait_ms: i32,
     ) -> Result<(FetchResponse, Option<Bytes>), RaftError> {
-        let fetch_offset = request.fetch_offset;
         let from = request.replica_id;
         let response = self.handle_request(from, Request::Fetch(request)).await?;
         let Response::Fetch(mut response) = response else {
@@ -216,7 +215,6 @@ impl RaftHandle {
             let log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
             log.read(read_from, rpc::FETCH_MAX_BYTES as usize, None, true)?
         };
-        let _ = fetch_offset;
         Ok((response, Some(info.records)))
     }
 
