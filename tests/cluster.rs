@@ -615,3 +615,71 @@ async fn a_voter_that_fell_behind_the_trimmed_log_catches_up_from_a_snapshot() {
         assert!(n.wait_exit(Duration::from_secs(20)).success());
     }
 }
+
+/// Kafka 4.x's quickstart: `controller.quorum.bootstrap.servers` instead of voters, formatted
+/// with `--standalone` (or `start --auto-format`, which does the same for such a controller).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_formatted_dynamic_quorum_starts_and_serves() {
+    for auto_format in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client_port = common::free_port();
+        let controller_port = common::free_port();
+        let text = format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}\n\
+             listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}\n\
+             controller.listener.names=CONTROLLER\n\
+             log.dirs={}\n",
+            dir.path().join("data").display()
+        );
+        let mut node = common::Node::prepare(dir, client_port, controller_port, &text);
+        let config = node.config_path.display().to_string();
+        if auto_format {
+            node.launch(&["--auto-format"]);
+        } else {
+            let (code, out, err) = common::run_kraftd(&["storage", "random-uuid"]);
+            assert_eq!(code, 0, "{err}");
+            let (code, _, err) = common::run_kraftd(&[
+                "storage",
+                "format",
+                "--standalone",
+                "-t",
+                out.trim(),
+                "-c",
+                &config,
+            ]);
+            assert_eq!(code, 0, "{err}");
+            node.launch(&[]);
+        }
+        let bootstrap = node.bootstrap();
+        let results = admin(&bootstrap)
+            .create_topics(
+                [&NewTopic::new(
+                    "quickstart-events",
+                    1,
+                    TopicReplication::Fixed(1),
+                )],
+                &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+            )
+            .await
+            .expect("create");
+        assert!(results[0].is_ok(), "{results:?}");
+        let controller = format!("127.0.0.1:{controller_port}");
+        let (code, out, err) =
+            common::run_kraftd(&["quorum", "status", "--bootstrap-controller", &controller]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("LeaderId:               1"), "{out}");
+        assert!(
+            out.contains(&format!("CONTROLLER://127.0.0.1:{controller_port}")),
+            "{out}"
+        );
+        // A restart finds the same single voter in its metadata log.
+        node.restart();
+        assert!(
+            metadata(&bootstrap)
+                .is_some_and(|(_, _, t)| t.contains(&"quickstart-events".to_string()))
+        );
+        assert!(node.stop().success());
+    }
+}

@@ -52,8 +52,7 @@ const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
 fn controllers(d: &Dispatcher, req: &DescribeClusterRequest) -> DescribeClusterResponse {
     let leader = d.raft.leader().borrow().leader_id.unwrap_or(-1);
     let voters = d
-        .config
-        .controller_quorum_voters
+        .quorum_voters
         .iter()
         .map(|v| {
             DescribeClusterBroker::default()

@@ -53,8 +53,7 @@ pub async fn handle(
             ))));
     }
     let nodes = d
-        .config
-        .controller_quorum_voters
+        .quorum_voters
         .iter()
         .map(|v| {
             Node::default()

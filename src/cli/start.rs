@@ -3,9 +3,11 @@
 
 use tracing::{info, warn};
 
-use super::storage::{all_dirs, check_formatted, format_dirs};
+use super::storage::{
+    InitialQuorum, all_dirs, check_formatted, format_dirs, format_dirs_with_voters, initial_voters,
+};
 use super::{StartArgs, parse_overrides};
-use crate::config::ServerConfig;
+use crate::config::{ProcessRole, ServerConfig};
 use crate::log::meta_properties::{MetaProperties, random_uuid};
 
 fn init_logging() {
@@ -114,7 +116,18 @@ fn auto_format(config: &ServerConfig) -> Result<(), String> {
         Some(id) => (id, false),
         None => (random_uuid(), true),
     };
-    format_dirs(config, &cluster_id, true, |line| info!("{line}"))?;
+    // A controller of a quorum found through controller.quorum.bootstrap.servers is formatted
+    // --standalone, as Kafka 4.x's quickstart does by hand; everything else as a static quorum.
+    let dynamic_controller = config.controller_quorum_voters.is_empty()
+        && config.process_roles.contains(&ProcessRole::Controller);
+    if dynamic_controller {
+        let voters = initial_voters(config, &InitialQuorum::Standalone)?;
+        format_dirs_with_voters(config, &cluster_id, true, voters.as_deref(), |line| {
+            info!("{line}")
+        })?;
+    } else {
+        format_dirs(config, &cluster_id, true, |line| info!("{line}"))?;
+    }
     if fresh {
         info!(cluster_id = %cluster_id, "--auto-format: formatted empty log dirs with a new cluster id");
     } else {
