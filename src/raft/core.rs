@@ -1679,7 +1679,7 @@ impl RaftCore {
                 if s.granted.len() >= majority {
                     return self.become_candidate();
                 }
-                if s.rejected.len() > voters - majority {
+                if s.rejected.len() > voters.saturating_sub(majority) {
                     // A majority refused: wait a backoff, then maybe try again.
                     let (epoch, voted_id) = (s.epoch, s.voted_id);
                     let deadline = self.random_backoff() + self.timeouts.election_ms;
