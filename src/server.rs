@@ -248,19 +248,22 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
                 }
             };
             let mut epochs = lifecycle.broker_epoch();
-            dispatcher.broker_epoch.store(
-                *epochs.borrow_and_update(),
-                std::sync::atomic::Ordering::Release,
-            );
+            let epoch = *epochs.borrow_and_update();
+            dispatcher
+                .broker_epoch
+                .store(epoch, std::sync::atomic::Ordering::Release);
+            broker.set_broker_epoch(epoch);
             // Re-registration (after STALE_BROKER_EPOCH) issues a new epoch.
             {
                 let dispatcher = dispatcher.clone();
+                let broker = broker.clone();
                 tokio::spawn(async move {
                     while epochs.changed().await.is_ok() {
                         let epoch = *epochs.borrow_and_update();
                         dispatcher
                             .broker_epoch
                             .store(epoch, std::sync::atomic::Ordering::Release);
+                        broker.set_broker_epoch(epoch);
                     }
                 });
             }

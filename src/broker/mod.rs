@@ -9,11 +9,15 @@ mod lifecycle;
 mod partition;
 mod producer_state;
 mod replica_manager;
+pub mod replication;
 
 pub use controller_channel::{ChannelError, ControllerChannel};
 pub use errors::BrokerError;
 pub use lifecycle::{
     BrokerLifecycleManager, BrokerState, LifecycleConfig, LifecycleError, register_and_unfence,
 };
-pub use partition::{AppendResult, FetchedData, Partition};
-pub use replica_manager::{ProducerIdManager, ReplicaManager};
+pub use partition::{
+    AppendResult, FetchedData, FollowerFetch, FollowerPosition, FollowerRead, LeaderContext,
+    Partition, monotonic_ms,
+};
+pub use replica_manager::{AlterIsrQueue, ProducerIdManager, ReplicaManager};

@@ -458,11 +458,25 @@ impl GroupCoordinator {
             .broker
             .leader_partition(&image, OFFSETS_TOPIC, partition)
             .map_err(|_| ResponseError::NotCoordinator)?;
-        log.append_records_as_leader(&batch, usize::MAX)
+        // acks=1: the coordinator answers once the leader has the records (Kafka waits for the
+        // ISR, offsets.commit.required.acks=-1; see NOTES-replication.md).
+        let brokers = self.broker.broker_states();
+        let appended = log
+            .append_records_as_leader(
+                &batch,
+                usize::MAX,
+                1,
+                crate::broker::monotonic_ms(),
+                &brokers,
+            )
             .map_err(|e| {
                 warn!(partition, error = %e, "cannot write to __consumer_offsets");
                 ResponseError::CoordinatorNotAvailable
             })?;
+        if appended.high_watermark_advanced {
+            self.broker.notify_high_watermark_advanced();
+        }
+        self.broker.notify_data_arrived();
         Ok(())
     }
 
