@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use crate::api::Dispatcher;
 use crate::broker::{
     BrokerLifecycleManager, ProducerIdManager, ReplicaManager, register_and_unfence,
+    run_replica_fetchers,
 };
 use crate::config::{ProcessRole, ServerConfig};
 use crate::controller::{ControllerConfig, ControllerForwarder, QuorumController};
@@ -185,6 +186,11 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             .clone()
             .run_cleaner(metadata.clone(), shutdown_rx.clone()),
     ));
+    background.push(tokio::spawn(run_replica_fetchers(
+        broker.clone(),
+        metadata.clone(),
+        shutdown_rx.clone(),
+    )));
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
         cluster_id,

@@ -8,6 +8,7 @@ pub mod fetch_session;
 mod lifecycle;
 mod partition;
 mod producer_state;
+mod replica_fetcher;
 mod replica_manager;
 pub mod replication;
 
@@ -20,4 +21,5 @@ pub use partition::{
     AppendResult, FetchedData, FollowerFetch, FollowerPosition, FollowerRead, LeaderContext,
     Partition, monotonic_ms,
 };
+pub use replica_fetcher::run_replica_fetchers;
 pub use replica_manager::{AlterIsrQueue, ProducerIdManager, ReplicaManager};
