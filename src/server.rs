@@ -12,8 +12,8 @@ use tracing::{error, info, warn};
 
 use crate::api::Dispatcher;
 use crate::broker::{
-    BrokerLifecycleManager, ProducerIdManager, ReplicaManager, register_and_unfence,
-    run_replica_fetchers,
+    BrokerLifecycleManager, ControllerChannel, ProducerIdManager, ReplicaManager,
+    register_and_unfence, run_alter_partition_manager, run_replica_fetchers,
 };
 use crate::config::{ProcessRole, ServerConfig};
 use crate::controller::{ControllerConfig, ControllerForwarder, QuorumController};
@@ -191,6 +191,21 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         metadata.clone(),
         shutdown_rx.clone(),
     )));
+    // ISR changes the partition leaders decide go to the active controller (KIP-497).
+    let (alter_isr_tx, alter_isr_rx) = tokio::sync::mpsc::unbounded_channel();
+    broker.set_alter_isr_queue(alter_isr_tx);
+    background.push(tokio::spawn(run_alter_partition_manager(
+        broker.clone(),
+        ControllerChannel::in_process(
+            controller_handle.clone(),
+            Duration::from_millis(config.controller_quorum_request_timeout_ms.max(1) as u64),
+        ),
+        alter_isr_rx,
+        shutdown_rx.clone(),
+    )));
+    background.push(tokio::spawn(
+        broker.clone().run_isr_expiration(shutdown_rx.clone()),
+    ));
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
         cluster_id,

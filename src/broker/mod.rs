@@ -2,6 +2,7 @@
 //! fetch paths, idempotent-producer state, and the lifecycle that registers the node with the
 //! controller. It reads the metadata image and calls into `log`; it never writes metadata itself.
 
+mod alter_partition_manager;
 pub mod controller_channel;
 mod errors;
 pub mod fetch_session;
@@ -12,6 +13,7 @@ mod replica_fetcher;
 mod replica_manager;
 pub mod replication;
 
+pub use alter_partition_manager::run_alter_partition_manager;
 pub use controller_channel::{ChannelError, ControllerChannel};
 pub use errors::BrokerError;
 pub use lifecycle::{

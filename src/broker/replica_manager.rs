@@ -206,6 +206,23 @@ impl ReplicaManager {
         }
     }
 
+    /// Kafka's `isr-expiration` task: every replica.lag.time.max.ms / 2, followers that fell
+    /// behind leave the ISRs this node leads.
+    pub async fn run_isr_expiration(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let every = Duration::from_millis((self.config.replica_lag_time_max_ms / 2).max(10) as u64);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.shrink_isrs(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
     /// The min.insync.replicas that applies to `topic`.
     fn min_insync_replicas(&self, topic: &str, image: &MetadataImage) -> i32 {
         let overrides = image.topic_configs(topic);
