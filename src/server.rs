@@ -161,7 +161,6 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             default_replication_factor: config.default_replication_factor.clamp(1, i16::MAX as i32)
                 as i16,
             delete_topic_enable: config.delete_topic_enable,
-            max_replication_factor: 1,
         },
         raft.clone(),
         metadata.clone(),

@@ -367,6 +367,23 @@ impl Partition {
         })
     }
 
+    /// Whole batches from `fetch_offset` up to the log end, for this node's own readers that
+    /// replay a log it leads (the group coordinator loading `__consumer_offsets`).
+    pub fn read_to_log_end(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<FetchedData, BrokerError> {
+        let hw = self.high_watermark();
+        let state = self.lock()?;
+        let read = state.log.read(fetch_offset, max_bytes, None, true)?;
+        Ok(FetchedData {
+            records: read.records,
+            high_watermark: hw,
+            log_start_offset: read.log_start_offset,
+        })
+    }
+
     /// The leader's side of a follower's Fetch (Kafka's `fetchRecords` from a follower): checks
     /// the leader epoch and the follower, finds a diverging epoch from `last_fetched_epoch`,
     /// reads up to the log end, and — when `update_state` (the first read of a request) —

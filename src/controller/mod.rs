@@ -299,9 +299,6 @@ pub struct ControllerConfig {
     pub default_num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
-    /// The most replicas a partition may have: 1 until partition data is replicated between
-    /// brokers (the controller's leader-election logic is exercised with more in unit tests).
-    pub max_replication_factor: i16,
 }
 
 pub struct QuorumController {
@@ -504,7 +501,7 @@ impl QuorumController {
                 validate_only,
                 reply,
             } => {
-                let (results, records) = topics::create_partitions(&self.config, &image, topics);
+                let (results, records) = topics::create_partitions(&image, topics);
                 let results = self.commit_unless(validate_only, records, results).await;
                 let _ = reply.send(results);
             }

@@ -136,15 +136,15 @@ impl GroupCoordinator {
         if self.metadata.current().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        // Capped at the live brokers (instead of failing every FindCoordinator), and at 1
-        // while kraftd does not replicate partition data.
+        // Capped at the live brokers, instead of failing every FindCoordinator until enough
+        // brokers have joined as Kafka does: a one- or two-node cluster still gets its groups.
         let live = self.metadata.current().live_brokers().count().max(1) as i16;
         let wanted = self.config.offsets_topic_replication_factor.max(1);
-        let live = live.min(1);
         if wanted > live {
             warn!(
                 wanted,
-                "offsets.topic.replication.factor is larger than kraftd can honour; creating __consumer_offsets with replication factor {live} (kraftd does not replicate partition data yet)"
+                live,
+                "offsets.topic.replication.factor is larger than the live brokers; creating __consumer_offsets with replication factor {live}"
             );
         }
         let mut configs = BTreeMap::new();
@@ -248,7 +248,10 @@ impl GroupCoordinator {
             .map_err(|_| ResponseError::CoordinatorLoadInProgress)?;
         let started = Instant::now();
         let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
+        // To the log end, not the high watermark (as Kafka's GroupMetadataManager): a new
+        // leader's records past its high watermark are committed once its followers fetch them,
+        // and the commits they hold must be in the groups served from now on.
+        let end = log.log_end_offset();
         let mut loaded_groups: HashMap<String, Group> = HashMap::new();
         let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let now = Instant::now();
@@ -260,7 +263,7 @@ impl GroupCoordinator {
         let mut records = 0usize;
         while offset < end {
             let data = log
-                .read(offset, LOAD_CHUNK, true)
+                .read_to_log_end(offset, LOAD_CHUNK)
                 .map_err(|_| ResponseError::CoordinatorLoadInProgress)?;
             if data.records.is_empty() {
                 break;
