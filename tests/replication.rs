@@ -256,3 +256,208 @@ async fn acks_all_records_survive_sigkill_of_the_leader_and_a_restarted_follower
         "every acknowledged record, at its offset, from the caught-up broker"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_with_an_unreplicated_tail_truncates_it_when_it_returns_as_a_follower() {
+    let mut cluster = Cluster::start(3, FAST_FENCING);
+    cluster.wait_for("three unfenced brokers", TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| brokers(&n.bootstrap()) == vec![1, 2, 3])
+    });
+    create_topic(&cluster.bootstrap(), "divergent", &[]).await;
+    let mut state = None;
+    cluster.wait_for("divergent-0 with a full ISR", TIMEOUT, || {
+        state = partition_state(&cluster.bootstrap(), "divergent");
+        state
+            .as_ref()
+            .is_some_and(|(_, _, isr)| isr == &vec![1, 2, 3])
+    });
+    let (leader, replicas, _) = state.expect("state");
+    let followers: Vec<i32> = replicas.iter().copied().filter(|&r| r != leader).collect();
+    let mut acked = produce(
+        &producer(&cluster.bootstrap(), "all"),
+        "divergent",
+        &values("committed", 50),
+    )
+    .await;
+
+    // The followers freeze (SIGSTOP) once their last long-poll at the leader has come back
+    // empty; the leader alone takes 20 acks=1 records nobody else will ever see.
+    for &f in &followers {
+        cluster.node(f).pause();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lost = produce(
+        &producer(&bootstrap_of(&cluster, &[leader]), "1"),
+        "divergent",
+        &values("lost", 20),
+    )
+    .await;
+    assert_eq!(lost.first().map(|l| l.0), Some(50));
+    cluster.node(leader).kill();
+    for &f in &followers {
+        cluster.node(f).resume();
+    }
+
+    // A follower takes over at leader epoch 1 from offset 50; new records reuse offsets 50..
+    let bootstrap = bootstrap_of(&cluster, &followers);
+    cluster.wait_for("a new leader without the old one", TIMEOUT, || {
+        partition_state(&bootstrap, "divergent")
+            .is_some_and(|(l, _, isr)| followers.contains(&l) && !isr.contains(&leader))
+    });
+    let after = produce(
+        &producer(&bootstrap, "all"),
+        "divergent",
+        &values("after", 30),
+    )
+    .await;
+    assert_eq!(after.first().map(|a| a.0), Some(50));
+    acked.extend(after);
+
+    // The old leader returns as a follower: its epoch-0 tail [50, 70) diverges from the new
+    // leader's log, so it truncates to 50 and fetches the new records.
+    cluster.node(leader).launch(&[]);
+    cluster.wait_for("the old leader back in the ISR", TIMEOUT, || {
+        partition_state(&bootstrap, "divergent").is_some_and(|(_, _, isr)| isr == vec![1, 2, 3])
+    });
+    let log = cluster.node(leader).log();
+    assert!(
+        log.contains("truncated a divergent log tail to the leader's"),
+        "{}",
+        common::cluster::tail(&log, 40)
+    );
+    // Make it the leader again (replica order) and read everything from it.
+    let current = partition_state(&bootstrap, "divergent").map(|s| s.0);
+    for &f in &followers {
+        if Some(f) == current {
+            cluster.node(f).kill();
+        }
+    }
+    let rest: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|&r| Some(r) != current)
+        .collect();
+    let bootstrap = bootstrap_of(&cluster, &rest);
+    cluster.wait_for("the old leader leading again", TIMEOUT, || {
+        partition_state(&bootstrap, "divergent").is_some_and(|(l, _, _)| l == leader)
+    });
+    assert_eq!(
+        consume_all(&bootstrap, "divergent", acked.len()),
+        acked,
+        "the acknowledged records, and none of the lost tail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_insync_replicas_refuses_acks_all_when_the_isr_is_too_small() {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    // One controller and three brokers (ids 2..=4), so brokers can die without the quorum.
+    // A follower silent for 1 s leaves the ISR through AlterPartition; a dead broker is fenced
+    // (and leaves every ISR) after 4 s.
+    let mut cluster = Cluster::start_split_with(
+        1,
+        3,
+        &[],
+        &[
+            ("broker.session.timeout.ms", "4000"),
+            ("broker.heartbeat.interval.ms", "300"),
+            ("replica.lag.time.max.ms", "1000"),
+        ],
+    );
+    let all = bootstrap_of(&cluster, &[2, 3, 4]);
+    cluster.wait_for("three unfenced brokers", TIMEOUT, || {
+        brokers(&all) == vec![2, 3, 4]
+    });
+    create_topic(&all, "guarded", &[("min.insync.replicas", "2")]).await;
+    let mut state = None;
+    cluster.wait_for("guarded-0 with a full ISR", TIMEOUT, || {
+        state = partition_state(&all, "guarded");
+        state
+            .as_ref()
+            .is_some_and(|(_, _, isr)| isr == &vec![2, 3, 4])
+    });
+    let (leader, replicas, _) = state.expect("state");
+    let followers: Vec<i32> = replicas.iter().copied().filter(|&r| r != leader).collect();
+    let (a, b) = (followers[0], followers[1]);
+    let strict = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("acks", "all")
+        .set("retries", "0")
+        .set("message.timeout.ms", "10000")
+        .create::<FutureProducer>()
+        .expect("producer");
+    let mut acked = produce(&strict, "guarded", &values("three", 10)).await;
+
+    // Follower a stops fetching. The next acks=all record waits for it until it has lagged
+    // replica.lag.time.max.ms behind the leader's end; then the leader shrinks the ISR through
+    // the controller and the record is committed by the two left in sync.
+    cluster.node(a).pause();
+    let paused_at = Instant::now();
+    acked.extend(produce(&strict, "guarded", &values("two", 10)).await);
+    eprintln!(
+        "acks=all with a silent follower took {} ms",
+        paused_at.elapsed().as_millis()
+    );
+    let mut two = vec![leader, b];
+    two.sort();
+    // The image reaches the leader's Metadata answers a moment after the commit.
+    cluster.wait_for("the ISR without the silent follower", TIMEOUT, || {
+        partition_state(&bootstrap_of(&cluster, &[leader]), "guarded").map(|s| s.2)
+            == Some(two.clone())
+    });
+    let log = cluster.node(leader).log();
+    assert!(
+        log.contains("ISR change committed"),
+        "the leader shrank the ISR itself:\n{}",
+        common::cluster::tail(&log, 40)
+    );
+
+    // Follower b dies too: fenced, out of the ISR, and acks=all is refused before anything is
+    // written, while acks=1 still works.
+    cluster.node(b).kill();
+    cluster.wait_for("the leader alone in the ISR", TIMEOUT, || {
+        partition_state(&bootstrap_of(&cluster, &[leader]), "guarded")
+            .is_some_and(|(_, _, isr)| isr == vec![leader])
+    });
+    let refused = strict
+        .send(
+            FutureRecord::<(), _>::to("guarded")
+                .partition(0)
+                .payload("refused"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas),
+                _
+            ))
+        ),
+        "{refused:?}"
+    );
+    let one = produce(
+        &producer(&bootstrap_of(&cluster, &[leader]), "1"),
+        "guarded",
+        &values("one", 1),
+    )
+    .await;
+    assert_eq!(
+        one[0].0,
+        acked.len() as i64,
+        "nothing was written for the refused record"
+    );
+
+    // Follower a wakes up, catches up and rejoins the ISR: acks=all works again.
+    cluster.node(a).resume();
+    cluster.wait_for("the woken follower back in the ISR", TIMEOUT, || {
+        partition_state(&bootstrap_of(&cluster, &[leader]), "guarded")
+            .is_some_and(|(_, _, isr)| isr.contains(&a) && isr.len() == 2)
+    });
+    produce(&strict, "guarded", &values("again", 5)).await;
+}
