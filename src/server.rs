@@ -273,6 +273,9 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
                 .broker_epoch
                 .store(epoch, std::sync::atomic::Ordering::Release);
             broker.set_broker_epoch(epoch);
+            // Caught up with the metadata log: the image's roles are current, not this
+            // node's stale view from before a restart.
+            broker.enable_roles(&metadata.current());
             // Re-registration (after STALE_BROKER_EPOCH) issues a new epoch.
             {
                 let dispatcher = dispatcher.clone();

@@ -43,6 +43,12 @@ pub struct ReplicaManager {
     broker_states: RwLock<Arc<BrokerStates>>,
     /// This broker's epoch once registered (-1 before): sent in ISR changes and fetches.
     broker_epoch: AtomicI64,
+    /// Off until the broker has caught up with the metadata log: a restarted broker's own
+    /// stale image may still name it leader of partitions that moved on, and it must not
+    /// serve them (Kafka installs its publishers only after the initial catch-up).
+    roles_enabled: std::sync::atomic::AtomicBool,
+    /// Serialises image application, so enabling roles never races an image being applied.
+    applying: Mutex<()>,
     /// ISR changes for the controller (`alter_partition`). At most one change per partition
     /// is in flight, so the queue is bounded by the partitions this node leads.
     alter_isr_queue: Mutex<Option<AlterIsrQueue>>,
@@ -88,6 +94,8 @@ impl ReplicaManager {
             broker_states: RwLock::new(Arc::new(BrokerStates::default())),
             broker_epoch: AtomicI64::new(-1),
             alter_isr_queue: Mutex::new(None),
+            roles_enabled: std::sync::atomic::AtomicBool::new(false),
+            applying: Mutex::new(()),
             startup_checkpoints: Mutex::new(HashMap::new()),
             cleaner_offsets: Mutex::new(None),
             fetch_sessions: FetchSessionCache::new(
@@ -277,8 +285,17 @@ impl ReplicaManager {
             .join(name)
     }
 
+    /// The broker has caught up with the metadata log: partitions take the roles `image` gives
+    /// them from now on.
+    pub fn enable_roles(&self, image: &MetadataImage) {
+        self.roles_enabled.store(true, Ordering::Release);
+        self.apply_image(image);
+    }
+
     /// Brings the hosted partitions in line with `image`.
     pub fn apply_image(&self, image: &MetadataImage) {
+        let _applying = self.applying.lock();
+        let roles = self.roles_enabled.load(Ordering::Acquire);
         let brokers = Arc::new(BrokerStates::from_image(image));
         if let Ok(mut b) = self.broker_states.write() {
             *b = brokers.clone();
@@ -331,7 +348,9 @@ impl ReplicaManager {
             match self.get(&name, index) {
                 Some(p) => {
                     p.update_log_config(self.log_config(&name, image));
-                    self.set_role(&p, &reg, image, &brokers);
+                    if roles {
+                        self.set_role(&p, &reg, image, &brokers);
+                    }
                 }
                 None => to_open.push((name, index, topic, reg)),
             }
@@ -348,7 +367,9 @@ impl ReplicaManager {
                         else {
                             return;
                         };
-                        if let Some(p) = self.open_partition(&name, index, &topic, image) {
+                        if let Some(p) = self.open_partition(&name, index, &topic, image)
+                            && roles
+                        {
                             self.set_role(&p, &reg, image, &brokers);
                         }
                     }
