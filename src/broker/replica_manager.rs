@@ -153,6 +153,34 @@ impl ReplicaManager {
         &self.replicas_acknowledged
     }
 
+    /// Waits (up to `timeout`) until `partition`'s high watermark reaches `required_offset`:
+    /// an acks=all write by this node itself (Kafka's DelayedProduce for one partition).
+    pub async fn wait_for_high_watermark(
+        &self,
+        partition: &Partition,
+        required_offset: i64,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let acknowledged = self.replicas_acknowledged.notified();
+            tokio::pin!(acknowledged);
+            acknowledged.as_mut().enable();
+            if partition.check_enough_replicas_reach_offset(required_offset)? {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, acknowledged)
+                .await
+                .is_err()
+            {
+                return match partition.check_enough_replicas_reach_offset(required_offset)? {
+                    true => Ok(()),
+                    false => Err(BrokerError::RequestTimedOut),
+                };
+            }
+        }
+    }
+
     /// What the image says of each broker, as of the last image applied.
     pub fn broker_states(&self) -> Arc<BrokerStates> {
         self.broker_states

@@ -436,14 +436,15 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Appends records to the group's partition; durable as any acks=all produce.
+    /// Appends records to the group's partition; the ISR has them once the leader's high
+    /// watermark passes the returned offset.
     fn persist(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<Option<(Arc<crate::broker::Partition>, i64)>, ResponseError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let ts = now_ms();
         let new: Vec<NewRecord<'_>> = records
@@ -461,8 +462,6 @@ impl GroupCoordinator {
             .broker
             .leader_partition(&image, OFFSETS_TOPIC, partition)
             .map_err(|_| ResponseError::NotCoordinator)?;
-        // acks=1: the coordinator answers once the leader has the records (Kafka waits for the
-        // ISR, offsets.commit.required.acks=-1; see NOTES-replication.md).
         let brokers = self.broker.broker_states();
         let appended = log
             .append_records_as_leader(
@@ -480,7 +479,27 @@ impl GroupCoordinator {
             self.broker.notify_high_watermark_advanced();
         }
         self.broker.notify_data_arrived();
-        Ok(())
+        Ok(Some((log, appended.required_offset)))
+    }
+
+    /// `persist`, answering once the ISR has the records (Kafka's offset commits wait as an
+    /// acks=all produce does, up to offsets.commit.timeout.ms).
+    async fn persist_replicated(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ResponseError> {
+        let Some((log, required_offset)) = self.persist(partition, records)? else {
+            return Ok(());
+        };
+        let timeout = Duration::from_millis(self.config.offsets_commit_timeout_ms.max(0) as u64);
+        self.broker
+            .wait_for_high_watermark(&log, required_offset, timeout)
+            .await
+            .map_err(|e| {
+                warn!(partition, error = %e, "offsets not replicated to the ISR");
+                ResponseError::CoordinatorNotAvailable
+            })
     }
 
     fn with_groups<T>(
@@ -710,7 +729,7 @@ impl GroupCoordinator {
             accepted.push(((o.topic, o.partition), value));
             codes.push(0);
         }
-        self.persist(partition, records)?;
+        self.persist_replicated(partition, records).await?;
         self.with_groups(|groups| {
             if let Some(g) = groups.get_mut(group_id) {
                 for (k, v) in accepted {
