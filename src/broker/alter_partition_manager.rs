@@ -178,3 +178,95 @@ fn outcomes(response: &AlterPartitionResponse, batch: &[Change]) -> Vec<AlterIsr
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::alter_partition_response::{
+        PartitionData as ResponsePartition, TopicData as ResponseTopic,
+    };
+
+    use super::*;
+    use crate::log::{LogConfig, PartitionLog};
+
+    fn partition(dir: &std::path::Path, topic_id: Uuid, index: i32) -> Arc<Partition> {
+        let log =
+            PartitionLog::open(&dir.join(format!("t-{index}")), LogConfig::default()).expect("log");
+        Arc::new(Partition::new(
+            "t".into(),
+            topic_id,
+            index,
+            log,
+            1,
+            30_000,
+            0,
+        ))
+    }
+
+    fn change(new_isr: &[(i32, i64)]) -> AlterIsr {
+        AlterIsr {
+            change_id: 1,
+            leader_epoch: 3,
+            partition_epoch: 7,
+            new_isr: new_isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn changes_go_as_one_v3_request_and_answers_come_back_per_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let batch = vec![
+            (partition(dir.path(), a, 0), change(&[(1, 10), (2, 20)])),
+            (partition(dir.path(), a, 1), change(&[(1, 10)])),
+            (partition(dir.path(), b, 0), change(&[(1, 10), (3, -1)])),
+        ];
+        let req = request(1, 10, &batch);
+        assert_eq!((req.broker_id.0, req.broker_epoch), (1, 10));
+        assert_eq!(req.topics.len(), 2, "grouped by topic id");
+        let p = &req.topics[0].partitions[0];
+        assert_eq!((p.leader_epoch, p.partition_epoch), (3, 7));
+        let isr: Vec<(i32, i64)> = p
+            .new_isr_with_epochs
+            .iter()
+            .map(|s| (s.broker_id.0, s.broker_epoch))
+            .collect();
+        assert_eq!(isr, vec![(1, 10), (2, 20)]);
+
+        let response = AlterPartitionResponse::default().with_topics(vec![
+            ResponseTopic::default()
+                .with_topic_id(a)
+                .with_partitions(vec![
+                    ResponsePartition::default()
+                        .with_partition_index(0)
+                        .with_leader_epoch(3)
+                        .with_partition_epoch(8)
+                        .with_isr(vec![BrokerId(1), BrokerId(2)]),
+                    ResponsePartition::default()
+                        .with_partition_index(1)
+                        .with_error_code(107),
+                ]),
+        ]);
+        assert_eq!(
+            outcomes(&response, &batch),
+            vec![
+                AlterIsrOutcome::Committed {
+                    leader_epoch: 3,
+                    partition_epoch: 8,
+                    isr: vec![1, 2],
+                },
+                AlterIsrOutcome::Failed { error_code: 107 },
+                // Left out of the answer: try again.
+                AlterIsrOutcome::Failed {
+                    error_code: NOT_CONTROLLER
+                },
+            ]
+        );
+        // A whole-request error (a stale broker epoch, say) applies to every change.
+        let refused = AlterPartitionResponse::default().with_error_code(77);
+        assert!(
+            outcomes(&refused, &batch)
+                .iter()
+                .all(|o| *o == AlterIsrOutcome::Failed { error_code: 77 })
+        );
+    }
+}
