@@ -12,7 +12,8 @@ use tracing::{error, info, warn};
 
 use crate::api::Dispatcher;
 use crate::broker::{
-    BrokerLifecycleManager, ProducerIdManager, ReplicaManager, register_and_unfence,
+    BrokerLifecycleManager, ControllerChannel, ProducerIdManager, ReplicaManager,
+    register_and_unfence, run_alter_partition_manager, run_replica_fetchers,
 };
 use crate::config::{ProcessRole, ServerConfig};
 use crate::controller::{ControllerConfig, ControllerForwarder, QuorumController};
@@ -141,7 +142,6 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             default_replication_factor: config.default_replication_factor.clamp(1, i16::MAX as i32)
                 as i16,
             delete_topic_enable: config.delete_topic_enable,
-            max_replication_factor: 1,
         },
         raft.clone(),
         metadata.clone(),
@@ -165,6 +165,26 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         broker
             .clone()
             .run_cleaner(metadata.clone(), shutdown_rx.clone()),
+    ));
+    background.push(tokio::spawn(run_replica_fetchers(
+        broker.clone(),
+        metadata.clone(),
+        shutdown_rx.clone(),
+    )));
+    // ISR changes the partition leaders decide go to the active controller (KIP-497).
+    let (alter_isr_tx, alter_isr_rx) = tokio::sync::mpsc::unbounded_channel();
+    broker.set_alter_isr_queue(alter_isr_tx);
+    background.push(tokio::spawn(run_alter_partition_manager(
+        broker.clone(),
+        ControllerChannel::in_process(
+            controller_handle.clone(),
+            Duration::from_millis(config.controller_quorum_request_timeout_ms.max(1) as u64),
+        ),
+        alter_isr_rx,
+        shutdown_rx.clone(),
+    )));
+    background.push(tokio::spawn(
+        broker.clone().run_isr_expiration(shutdown_rx.clone()),
     ));
     let dispatcher = Arc::new(Dispatcher {
         config: config.clone(),
@@ -230,19 +250,25 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
                 }
             };
             let mut epochs = lifecycle.broker_epoch();
-            dispatcher.broker_epoch.store(
-                *epochs.borrow_and_update(),
-                std::sync::atomic::Ordering::Release,
-            );
+            let epoch = *epochs.borrow_and_update();
+            dispatcher
+                .broker_epoch
+                .store(epoch, std::sync::atomic::Ordering::Release);
+            broker.set_broker_epoch(epoch);
+            // Caught up with the metadata log: the image's roles are current, not this
+            // node's stale view from before a restart.
+            broker.enable_roles(&metadata.current());
             // Re-registration (after STALE_BROKER_EPOCH) issues a new epoch.
             {
                 let dispatcher = dispatcher.clone();
+                let broker = broker.clone();
                 tokio::spawn(async move {
                     while epochs.changed().await.is_ok() {
                         let epoch = *epochs.borrow_and_update();
                         dispatcher
                             .broker_epoch
                             .store(epoch, std::sync::atomic::Ordering::Release);
+                        broker.set_broker_epoch(epoch);
                     }
                 });
             }

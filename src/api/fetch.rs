@@ -1,20 +1,29 @@
 //! Fetch: whole batches as stored, bounded per partition and per response, long-polling up to
 //! max_wait_ms until min_bytes are available, with incremental fetch sessions (KIP-227).
+//!
+//! A Fetch with a replica id (ReplicaState from v15) comes from a follower: it reads up to the
+//! leader's log end instead of the high watermark, is checked against the leader epoch and the
+//! follower's last fetched epoch (a diverging epoch is answered, KIP-320), and records the
+//! follower's position, which can move the high watermark and complete acks=all produces.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{Dispatcher, RequestContext};
-use crate::broker::BrokerError;
 use crate::broker::fetch_session::{FetchPartitionSpec, FetchPlan, LastSent, TopicKey};
+use crate::broker::{BrokerError, FetchedData, FollowerFetch, LeaderContext, monotonic_ms};
 use crate::metadata::MetadataImage;
 
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
+/// ReplicaId moved into ReplicaState (with the broker epoch) in v15 (KIP-903).
+const FIRST_REPLICA_STATE_VERSION: i16 = 15;
 /// Kafka's FetchRequest.READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
 
@@ -26,6 +35,8 @@ struct Outcome {
     bytes: usize,
     sent: LastSent,
     previous: Option<LastSent>,
+    /// A follower was told to truncate: answer at once, as an error would be.
+    diverging: bool,
 }
 
 pub async fn handle(
@@ -51,6 +62,9 @@ pub async fn handle(
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset,
             })
         })
         .collect();
@@ -80,14 +94,42 @@ pub async fn handle(
     } else {
         req.max_bytes as usize
     };
+    let (replica_id, replica_epoch) = if version >= FIRST_REPLICA_STATE_VERSION {
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id.0, -1)
+    };
+    let reader = if replica_id >= 0 {
+        Reader::Follower {
+            replica_id,
+            replica_epoch,
+        }
+    } else {
+        Reader::Consumer
+    };
+    let mut first_read = true;
     let outcomes = loop {
         let notified = d.broker.data_arrived().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let image = d.metadata.current();
-        let outcomes = read_all(d, &image, &plan, max_bytes, req.isolation_level);
+        let outcomes = read_all(
+            d,
+            &image,
+            &plan,
+            max_bytes,
+            req.isolation_level,
+            reader,
+            first_read,
+        );
+        first_read = false;
         let total: usize = outcomes.iter().map(|o| o.bytes).sum();
-        let had_error = outcomes.iter().any(|o| o.sent.error_code != 0);
+        let had_error = outcomes
+            .iter()
+            .any(|o| o.sent.error_code != 0 || o.diverging);
         let now = Instant::now();
         if total >= min_bytes || had_error || now >= deadline {
             break outcomes;
@@ -125,15 +167,33 @@ pub async fn handle(
         .with_responses(topics)
 }
 
+/// Who reads: a consumer sees up to the high watermark, a follower up to the log end.
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    Consumer,
+    Follower { replica_id: i32, replica_epoch: i64 },
+}
+
+/// One partition's read: the data, and for a follower a diverging epoch instead of records.
+struct Read {
+    data: FetchedData,
+    diverging_epoch: Option<(i32, i64)>,
+}
+
 fn read_all(
     d: &Dispatcher,
     image: &MetadataImage,
     plan: &FetchPlan,
     max_bytes: usize,
     isolation_level: i8,
+    reader: Reader,
+    first_read: bool,
 ) -> Vec<Outcome> {
     let mut total = 0usize;
-    plan.partitions
+    let brokers = d.broker.broker_states();
+    let mut advanced = false;
+    let outcomes = plan
+        .partitions
         .iter()
         .map(|(spec, previous)| {
             let topic = match &spec.topic {
@@ -156,15 +216,78 @@ fn read_all(
                             (spec.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
                         // The first partition with data returns at least one whole batch, so a
                         // batch larger than the limits still makes progress (KIP-74).
-                        partition.read(spec.fetch_offset, limit, total == 0)
+                        let min_one_batch = total == 0;
+                        match reader {
+                            Reader::Consumer => partition
+                                .read(spec.fetch_offset, limit, min_one_batch)
+                                .map(|data| Read {
+                                    data,
+                                    diverging_epoch: None,
+                                }),
+                            Reader::Follower {
+                                replica_id,
+                                replica_epoch,
+                            } => {
+                                let fetch = FollowerFetch {
+                                    replica_id,
+                                    replica_epoch,
+                                    fetch_offset: spec.fetch_offset,
+                                    last_fetched_epoch: spec.last_fetched_epoch,
+                                    current_leader_epoch: spec.current_leader_epoch,
+                                    log_start_offset: spec.log_start_offset,
+                                };
+                                // Only the request's first read records the follower's position:
+                                // re-reads while long-polling are the same fetch.
+                                partition
+                                    .read_for_follower(
+                                        &fetch,
+                                        limit,
+                                        min_one_batch,
+                                        first_read,
+                                        LeaderContext {
+                                            now_ms: monotonic_ms(),
+                                            brokers: &brokers,
+                                            local_broker_epoch: d.broker.broker_epoch(),
+                                        },
+                                    )
+                                    .map(|r| {
+                                        advanced |= r.high_watermark_advanced;
+                                        if let Some(change) = r.alter_isr {
+                                            d.broker.submit_alter_isr(partition.clone(), change);
+                                        }
+                                        Read {
+                                            data: r.data,
+                                            diverging_epoch: r.diverging_epoch,
+                                        }
+                                    })
+                            }
+                        }
                     }),
             };
             let data = PartitionData::default()
                 .with_partition_index(spec.partition)
                 .with_preferred_read_replica((-1).into())
                 .with_aborted_transactions((isolation_level == READ_COMMITTED).then(Vec::new));
+            let diverging = matches!(
+                result,
+                Ok(Read {
+                    diverging_epoch: Some(_),
+                    ..
+                })
+            );
             let (data, bytes, sent) = match result {
-                Ok(f) => {
+                Ok(Read {
+                    data: f,
+                    diverging_epoch,
+                }) => {
+                    let data = match diverging_epoch {
+                        Some((epoch, end_offset)) => data.with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        ),
+                        None => data,
+                    };
                     total += f.records.len();
                     let sent = LastSent {
                         high_watermark: f.high_watermark,
@@ -203,7 +326,14 @@ fn read_all(
                 bytes,
                 sent,
                 previous: *previous,
+                diverging,
             }
         })
-        .collect()
+        .collect::<Vec<_>>();
+    if advanced {
+        // A follower caught up: acks=all produces and consumers waiting on the high watermark
+        // look again.
+        d.broker.notify_high_watermark_advanced();
+    }
+    outcomes
 }

@@ -20,6 +20,9 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let image = d.metadata.current();
+    // A follower asking its leader (replica id >= 0) learns the log end, not the high
+    // watermark, as in Kafka: it needs the leader's whole log to truncate against.
+    let from_replica = req.replica_id.0 >= 0;
     let topics = req
         .topics
         .into_iter()
@@ -35,6 +38,7 @@ pub async fn handle(
                             p.partition_index,
                         )?;
                         let (timestamp, offset) = match p.timestamp {
+                            LATEST if from_replica => (-1, partition.log_end_offset()),
                             LATEST => (-1, partition.high_watermark()),
                             EARLIEST | EARLIEST_LOCAL => (-1, partition.log_start_offset()),
                             MAX_TIMESTAMP => partition.max_timestamp()?,

@@ -21,6 +21,7 @@ use crate::raft::RaftHandle;
 
 mod allocate_producer_ids;
 mod alter_configs;
+mod alter_partition;
 mod api_versions;
 mod authorized;
 mod begin_quorum_epoch;
@@ -146,6 +147,8 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 1, 2),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
+    // v2+ names topics by id; v3 carries the ISR members' broker epochs (KIP-903).
+    (ApiKey::AlterPartition, 2, 3),
 ];
 
 pub fn apis_for(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
@@ -328,6 +331,7 @@ impl Dispatcher {
             ApiKey::ConsumerGroupDescribe => call!(consumer_group_describe),
             ApiKey::BrokerRegistration => call!(broker_registration),
             ApiKey::BrokerHeartbeat => call!(broker_heartbeat),
+            ApiKey::AlterPartition => call!(alter_partition),
             other => Err(Refuse(format!("{other:?} has no handler"))),
         }
     }

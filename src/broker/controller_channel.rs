@@ -1,5 +1,5 @@
 //! The broker's way to the active controller (Kafka's NodeToControllerChannelManager), for the
-//! two lifecycle RPCs. It speaks Kafka's request and response structs only, so the broker
+//! two lifecycle RPCs and the partition leaders' AlterPartition. It speaks Kafka's request and response structs only, so the broker
 //! lifecycle does not care whether the controller is in this process or across the network.
 //!
 //! The controller of this process is reached through its handle; another node's, through its
@@ -8,17 +8,19 @@
 use std::time::Duration;
 
 use kafka_protocol::messages::{
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse,
+    AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerRegistrationRequest, BrokerRegistrationResponse,
 };
 
 use crate::controller::{
-    ControllerHandle, RequestOrigin, heartbeat_response, registration_response,
+    ControllerHandle, RequestOrigin, alter_partition_response, heartbeat_response,
+    registration_response,
 };
 
 /// Versions sent to another node's controller (Kafka 4.x's).
 const REGISTRATION_VERSION: i16 = 4;
 const HEARTBEAT_VERSION: i16 = 1;
+const ALTER_PARTITION_VERSION: i16 = 3;
 /// Pause between attempts while no controller answers.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -86,6 +88,34 @@ impl ControllerChannel {
                 }
                 if let Some(remote) = self.local.remote()
                     && let Ok(response) = remote.send(HEARTBEAT_VERSION, &request).await
+                {
+                    return Ok(response);
+                }
+                self.wait_for_a_controller().await?;
+            }
+        })
+        .await
+    }
+
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<AlterPartitionResponse, ChannelError> {
+        self.bounded(async {
+            loop {
+                if self.local.is_active() {
+                    let result = self
+                        .local
+                        .alter_partition(
+                            request.clone(),
+                            ALTER_PARTITION_VERSION,
+                            RequestOrigin::InProcess,
+                        )
+                        .await;
+                    return Ok(alter_partition_response(result));
+                }
+                if let Some(remote) = self.local.remote()
+                    && let Ok(response) = remote.send(ALTER_PARTITION_VERSION, &request).await
                 {
                     return Ok(response);
                 }

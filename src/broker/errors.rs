@@ -34,6 +34,20 @@ pub enum BrokerError {
     KafkaStorage(String),
     #[error("The cluster is still loading its metadata; retry.")]
     NotReady,
+    #[error(
+        "The size of the current ISR ({isr_size}) is insufficient to satisfy the min.isr requirement of {min_isr}"
+    )]
+    NotEnoughReplicas { isr_size: usize, min_isr: usize },
+    #[error(
+        "The ISR shrank to {isr_size} below the min.isr requirement of {min_isr} after the records were appended"
+    )]
+    NotEnoughReplicasAfterAppend { isr_size: usize, min_isr: usize },
+    #[error("The in-sync replicas did not acknowledge the records within the request timeout.")]
+    RequestTimedOut,
+    #[error("The leader epoch in the request is older than the epoch on the broker.")]
+    FencedLeaderEpoch,
+    #[error("The leader epoch in the request is newer than the epoch on the broker.")]
+    UnknownLeaderEpoch,
 }
 
 impl BrokerError {
@@ -49,6 +63,11 @@ impl BrokerError {
             BrokerError::InvalidRequiredAcks => 21,
             BrokerError::KafkaStorage(_) => 56,
             BrokerError::NotReady => 5,
+            BrokerError::NotEnoughReplicas { .. } => 19,
+            BrokerError::NotEnoughReplicasAfterAppend { .. } => 20,
+            BrokerError::RequestTimedOut => 7,
+            BrokerError::FencedLeaderEpoch => 74,
+            BrokerError::UnknownLeaderEpoch => 76,
         }
     }
 }

@@ -26,6 +26,12 @@ pub struct FetchPartitionSpec {
     pub partition: i32,
     pub fetch_offset: i64,
     pub max_bytes: i32,
+    /// The leader epoch the fetcher believes current (-1: unchecked).
+    pub current_leader_epoch: i32,
+    /// A follower's last fetched epoch (-1: none), for the diverging-epoch check.
+    pub last_fetched_epoch: i32,
+    /// A follower's log start offset.
+    pub log_start_offset: i64,
 }
 
 /// What the consumer was last told about a partition; a partition whose state differs is news.
@@ -249,6 +255,9 @@ mod tests {
             partition: p,
             fetch_offset: offset,
             max_bytes: 1024,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
         }
     }
 

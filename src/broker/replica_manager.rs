@@ -1,16 +1,21 @@
 //! The partitions this node hosts, kept in step with the metadata image: a partition is opened
-//! when the image makes this node one of its replicas and deleted when its topic is removed.
+//! when the image makes this node one of its replicas and deleted when its topic is removed;
+//! its role (leader or follower, with the leader epoch) follows its registration. Also what
+//! connects partitions to the rest of the node: the wake-ups of waiting fetches and acks=all
+//! produces, and the queue of ISR changes for the controller.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::{error, info, warn};
 
 use super::fetch_session::FetchSessionCache;
-use super::{BrokerError, Partition};
+use super::replication::{AlterIsr, BrokerStates};
+use super::{BrokerError, Partition, monotonic_ms};
 use crate::config::ServerConfig;
 use crate::controller::ControllerHandle;
 use crate::log::{
@@ -22,12 +27,31 @@ use crate::protocol::record_batch::TimestampType;
 
 pub type TopicPartition = (String, i32);
 
+/// Where a partition's ISR changes go, to be sent to the controller.
+pub type AlterIsrQueue = mpsc::UnboundedSender<(Arc<Partition>, AlterIsr)>;
+
 pub struct ReplicaManager {
     node_id: i32,
     config: Arc<ServerConfig>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    /// Woken on every append, so long-polling fetches can re-read.
+    /// Woken on every append and every high watermark move, so long-polling fetches re-read.
     data_arrived: Notify,
+    /// Woken when a leader's high watermark moves or a role changes: acks=all produces
+    /// waiting for their ISR look again (Kafka's DelayedProduce purgatory).
+    replicas_acknowledged: Notify,
+    /// What the image says of each broker, for ISR eligibility.
+    broker_states: RwLock<Arc<BrokerStates>>,
+    /// This broker's epoch once registered (-1 before): sent in ISR changes and fetches.
+    broker_epoch: AtomicI64,
+    /// Off until the broker has caught up with the metadata log: a restarted broker's own
+    /// stale image may still name it leader of partitions that moved on, and it must not
+    /// serve them (Kafka installs its publishers only after the initial catch-up).
+    roles_enabled: std::sync::atomic::AtomicBool,
+    /// Serialises image application, so enabling roles never races an image being applied.
+    applying: Mutex<()>,
+    /// ISR changes for the controller (`alter_partition`). At most one change per partition
+    /// is in flight, so the queue is bounded by the partitions this node leads.
+    alter_isr_queue: Mutex<Option<AlterIsrQueue>>,
     pub fetch_sessions: FetchSessionCache,
     /// Per log dir: (recovery points, log start offsets) read from its checkpoint files at start.
     startup_checkpoints: Mutex<HashMap<PathBuf, StartupCheckpoints>>,
@@ -35,7 +59,12 @@ pub struct ReplicaManager {
     cleaner_offsets: Mutex<Option<BTreeMap<(String, i32), i64>>>,
 }
 
-type StartupCheckpoints = (BTreeMap<(String, i32), i64>, BTreeMap<(String, i32), i64>);
+/// (recovery points, log start offsets, high watermarks) of one log dir.
+type StartupCheckpoints = (
+    BTreeMap<(String, i32), i64>,
+    BTreeMap<(String, i32), i64>,
+    BTreeMap<(String, i32), i64>,
+);
 
 /// `partition.metadata`, Kafka's file binding a partition dir to its topic id.
 fn write_partition_metadata(dir: &Path, topic_id: &uuid::Uuid) -> std::io::Result<()> {
@@ -61,6 +90,12 @@ impl ReplicaManager {
             node_id: config.node_id,
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
+            replicas_acknowledged: Notify::new(),
+            broker_states: RwLock::new(Arc::new(BrokerStates::default())),
+            broker_epoch: AtomicI64::new(-1),
+            alter_isr_queue: Mutex::new(None),
+            roles_enabled: std::sync::atomic::AtomicBool::new(false),
+            applying: Mutex::new(()),
             startup_checkpoints: Mutex::new(HashMap::new()),
             cleaner_offsets: Mutex::new(None),
             fetch_sessions: FetchSessionCache::new(
@@ -103,6 +138,131 @@ impl ReplicaManager {
 
     pub fn notify_data_arrived(&self) {
         self.data_arrived.notify_waiters();
+    }
+
+    /// A leader's high watermark moved: consumers may read further and acks=all produces may
+    /// be done.
+    pub fn notify_high_watermark_advanced(&self) {
+        self.replicas_acknowledged.notify_waiters();
+        self.data_arrived.notify_waiters();
+    }
+
+    /// Woken when acks=all produces should look at their partitions again. Register
+    /// (`Notified::enable`) before checking, as with `data_arrived`.
+    pub fn replicas_acknowledged(&self) -> &Notify {
+        &self.replicas_acknowledged
+    }
+
+    /// Waits (up to `timeout`) until `partition`'s high watermark reaches `required_offset`:
+    /// an acks=all write by this node itself (Kafka's DelayedProduce for one partition).
+    pub async fn wait_for_high_watermark(
+        &self,
+        partition: &Partition,
+        required_offset: i64,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let acknowledged = self.replicas_acknowledged.notified();
+            tokio::pin!(acknowledged);
+            acknowledged.as_mut().enable();
+            if partition.check_enough_replicas_reach_offset(required_offset)? {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, acknowledged)
+                .await
+                .is_err()
+            {
+                return match partition.check_enough_replicas_reach_offset(required_offset)? {
+                    true => Ok(()),
+                    false => Err(BrokerError::RequestTimedOut),
+                };
+            }
+        }
+    }
+
+    /// What the image says of each broker, as of the last image applied.
+    pub fn broker_states(&self) -> Arc<BrokerStates> {
+        self.broker_states
+            .read()
+            .map(|b| b.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::Release);
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Where ISR changes go; until set they stay pending (as with an unreachable controller).
+    pub fn set_alter_isr_queue(&self, tx: AlterIsrQueue) {
+        if let Ok(mut q) = self.alter_isr_queue.lock() {
+            *q = Some(tx);
+        }
+    }
+
+    /// Queues an ISR change of `partition` for the controller.
+    pub fn submit_alter_isr(&self, partition: Arc<Partition>, change: AlterIsr) {
+        info!(
+            topic = %partition.topic,
+            partition = partition.index,
+            leader_epoch = change.leader_epoch,
+            partition_epoch = change.partition_epoch,
+            new_isr = ?change.new_isr.iter().map(|(b, _)| *b).collect::<Vec<_>>(),
+            "proposing an ISR change"
+        );
+        if let Ok(q) = self.alter_isr_queue.lock()
+            && let Some(tx) = q.as_ref()
+        {
+            let _ = tx.send((partition, change));
+        }
+    }
+
+    /// Kafka's periodic `maybeShrinkIsr` over every partition this node leads.
+    pub fn shrink_isrs(&self) {
+        let now = monotonic_ms();
+        let epoch = self.broker_epoch();
+        for p in self.all_partitions() {
+            if p.is_leader()
+                && let Some(change) = p.maybe_shrink_isr(now, epoch)
+            {
+                self.submit_alter_isr(p, change);
+            }
+        }
+    }
+
+    /// Kafka's `isr-expiration` task: every replica.lag.time.max.ms / 2, followers that fell
+    /// behind leave the ISRs this node leads.
+    pub async fn run_isr_expiration(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let every = Duration::from_millis((self.config.replica_lag_time_max_ms / 2).max(10) as u64);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.shrink_isrs(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// The min.insync.replicas that applies to `topic`.
+    fn min_insync_replicas(&self, topic: &str, image: &MetadataImage) -> i32 {
+        let overrides = image.topic_configs(topic);
+        crate::config::topic::TopicConfig::resolve(&overrides, &self.config).min_insync_replicas
     }
 
     /// Woken by every append. Long-polls register (`Notified::enable`) before they read, so an
@@ -153,8 +313,21 @@ impl ReplicaManager {
             .join(name)
     }
 
+    /// The broker has caught up with the metadata log: partitions take the roles `image` gives
+    /// them from now on.
+    pub fn enable_roles(&self, image: &MetadataImage) {
+        self.roles_enabled.store(true, Ordering::Release);
+        self.apply_image(image);
+    }
+
     /// Brings the hosted partitions in line with `image`.
     pub fn apply_image(&self, image: &MetadataImage) {
+        let _applying = self.applying.lock();
+        let roles = self.roles_enabled.load(Ordering::Acquire);
+        let brokers = Arc::new(BrokerStates::from_image(image));
+        if let Ok(mut b) = self.broker_states.write() {
+            *b = brokers.clone();
+        }
         let mut wanted = HashMap::new();
         for topic in image.topics() {
             for (&index, reg) in &topic.partitions {
@@ -203,7 +376,9 @@ impl ReplicaManager {
             match self.get(&name, index) {
                 Some(p) => {
                     p.update_log_config(self.log_config(&name, image));
-                    set_role(&p, &reg, self.node_id);
+                    if roles {
+                        self.set_role(&p, &reg, image, &brokers);
+                    }
                 }
                 None => to_open.push((name, index, topic, reg)),
             }
@@ -220,13 +395,51 @@ impl ReplicaManager {
                         else {
                             return;
                         };
-                        if let Some(p) = self.open_partition(&name, index, &topic, image) {
-                            set_role(&p, &reg, self.node_id);
+                        if let Some(p) = self.open_partition(&name, index, &topic, image)
+                            && roles
+                        {
+                            self.set_role(&p, &reg, image, &brokers);
                         }
                     }
                 });
             }
         });
+        // High watermarks and roles may have changed: a waiting acks=all produce on a partition
+        // this node no longer leads must answer NOT_LEADER_OR_FOLLOWER now, not at its timeout.
+        self.notify_high_watermark_advanced();
+    }
+
+    /// Applies a partition's registration.
+    fn set_role(
+        &self,
+        p: &Partition,
+        reg: &PartitionRegistration,
+        image: &MetadataImage,
+        brokers: &BrokerStates,
+    ) {
+        let was = (p.is_leader(), p.leader_epoch());
+        let min_isr = self.min_insync_replicas(&p.topic, image);
+        match p.apply_registration(reg, min_isr, monotonic_ms(), brokers) {
+            Ok(_) => {
+                let now = (p.is_leader(), p.leader_epoch());
+                if now != was {
+                    info!(
+                        topic = %p.topic,
+                        partition = p.index,
+                        role = if now.0 { "leader" } else { "follower" },
+                        leader = reg.leader,
+                        leader_epoch = now.1,
+                        isr = ?reg.isr,
+                        log_end_offset = p.log_end_offset(),
+                        high_watermark = p.high_watermark(),
+                        "partition role changed"
+                    );
+                }
+            }
+            Err(e) => {
+                error!(topic = %p.topic, partition = p.index, error = %e, "cannot apply the partition's new state");
+            }
+        }
     }
 
     fn open_partition(
@@ -243,7 +456,7 @@ impl ReplicaManager {
             // Left over from an earlier topic of the same name.
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let options = self.startup_checkpoints(&dir, name, index);
+        let (options, checkpointed_hw) = self.startup_checkpoints(&dir, name, index);
         let log = match PartitionLog::open_with(&dir, self.log_config(name, image), options) {
             Ok(log) => log,
             Err(e) => {
@@ -254,7 +467,15 @@ impl ReplicaManager {
         if let Err(e) = write_partition_metadata(&dir, &topic.id) {
             error!(dir = %dir.display(), error = %e, "cannot write partition.metadata");
         }
-        let p = Arc::new(Partition::new(name.to_string(), topic.id, index, log));
+        let p = Arc::new(Partition::new(
+            name.to_string(),
+            topic.id,
+            index,
+            log,
+            self.node_id,
+            self.config.replica_lag_time_max_ms,
+            checkpointed_hw.unwrap_or(0),
+        ));
         if let Ok(mut parts) = self.partitions.write() {
             parts.insert((name.to_string(), index), p.clone());
         }
@@ -298,14 +519,20 @@ impl ReplicaManager {
         }
     }
 
-    /// What the log dir's checkpoint files said at start about this partition. Read once per
-    /// log dir: later the files are written by this process.
-    fn startup_checkpoints(&self, partition_dir: &Path, topic: &str, index: i32) -> LogOpenOptions {
+    /// What the log dir's checkpoint files said at start about this partition, with its high
+    /// watermark from replication-offset-checkpoint. Read once per log dir: later the files
+    /// are written by this process.
+    fn startup_checkpoints(
+        &self,
+        partition_dir: &Path,
+        topic: &str,
+        index: i32,
+    ) -> (LogOpenOptions, Option<i64>) {
         let Some(log_dir) = partition_dir.parent() else {
-            return LogOpenOptions::default();
+            return (LogOpenOptions::default(), None);
         };
         let Ok(mut cache) = self.startup_checkpoints.lock() else {
-            return LogOpenOptions::default();
+            return (LogOpenOptions::default(), None);
         };
         let maps = cache.entry(log_dir.to_path_buf()).or_insert_with(|| {
             let read = |path: PathBuf| match LogDirCheckpoints::read(&path) {
@@ -318,9 +545,14 @@ impl ReplicaManager {
             (
                 read(LogDirCheckpoints::recovery_point_path(log_dir)),
                 read(LogDirCheckpoints::log_start_offset_path(log_dir)),
+                read(LogDirCheckpoints::replication_offset_path(log_dir)),
             )
         });
-        LogOpenOptions::from_checkpoints(&maps.0, &maps.1, topic, index)
+        let hw = maps.2.get(&(topic.to_string(), index)).copied();
+        (
+            LogOpenOptions::from_checkpoints(&maps.0, &maps.1, topic, index),
+            hw,
+        )
     }
 
     /// Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
@@ -585,14 +817,6 @@ impl ReplicaManager {
 const SHUTDOWN_THREADS: usize = 8;
 /// Threads that open partition logs when an image adds many at once (e.g. at start).
 const OPEN_THREADS: usize = 8;
-
-fn set_role(p: &Partition, reg: &PartitionRegistration, node_id: i32) {
-    if reg.leader == node_id {
-        p.make_leader(reg.leader_epoch);
-    } else {
-        p.make_follower(reg.leader_epoch);
-    }
-}
 
 fn close_partition(p: Arc<Partition>) {
     let name = format!("{}-{}", p.topic, p.index);

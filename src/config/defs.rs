@@ -359,7 +359,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     key("offsets.topic.num.partitions", T::Int, Some("50"), V::AtLeast(1), S::InternalTopics,
         "Partitions of __consumer_offsets (fixed once created)."),
     key("offsets.topic.replication.factor", T::Short, Some("3"), V::AtLeast(1), S::InternalTopics,
-        "Replication factor of __consumer_offsets; creation waits for this many brokers."),
+        "Replication factor of __consumer_offsets, capped at the live brokers when it is created."),
     key("offsets.topic.segment.bytes", T::Int, Some("104857600"), V::AtLeast(1), S::InternalTopics,
         "Segment size of __consumer_offsets."),
     key("offsets.retention.minutes", T::Int, Some("10080"), V::AtLeast(1), S::InternalTopics,

@@ -7,6 +7,7 @@
 //! metadata log, except the brokers' sessions (`brokers`), which are soft state as in Kafka:
 //! they live only while this node is the active controller.
 
+mod alter_partition;
 mod brokers;
 mod configs;
 mod errors;
@@ -19,7 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerRegistrationRequest};
+use kafka_protocol::messages::{
+    AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
+    BrokerRegistrationRequest,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -92,6 +96,11 @@ enum Request {
         broker_id: i32,
         broker_epoch: i64,
         reply: oneshot::Sender<Result<(i64, i64), ControllerError>>,
+    },
+    AlterPartition {
+        request: AlterPartitionRequest,
+        version: i16,
+        reply: oneshot::Sender<Result<AlterPartitionResponse, ControllerError>>,
     },
 }
 
@@ -226,6 +235,25 @@ impl ControllerHandle {
             .await?
     }
 
+    /// AlterPartition (KIP-497) from a partition leader; refused like a registration when not
+    /// active.
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+        version: i16,
+        origin: RequestOrigin,
+    ) -> Result<AlterPartitionResponse, ControllerError> {
+        if origin == RequestOrigin::Network && !self.is_active() {
+            return Err(ControllerError::NotController);
+        }
+        self.call(|reply| Request::AlterPartition {
+            request,
+            version,
+            reply,
+        })
+        .await?
+    }
+
     /// A block of producer ids: (first id, count).
     pub async fn allocate_producer_ids(
         &self,
@@ -241,6 +269,16 @@ impl ControllerHandle {
             reply,
         })
         .await?
+    }
+}
+
+/// The AlterPartition answer for a whole-request result: an error goes in the top-level code.
+pub fn alter_partition_response(
+    result: Result<AlterPartitionResponse, ControllerError>,
+) -> AlterPartitionResponse {
+    match result {
+        Ok(r) => r,
+        Err(e) => AlterPartitionResponse::default().with_error_code(e.code()),
     }
 }
 
@@ -261,9 +299,6 @@ pub struct ControllerConfig {
     pub default_num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
-    /// The most replicas a partition may have: 1 until partition data is replicated between
-    /// brokers (the controller's leader-election logic is exercised with more in unit tests).
-    pub max_replication_factor: i16,
 }
 
 pub struct QuorumController {
@@ -466,7 +501,7 @@ impl QuorumController {
                 validate_only,
                 reply,
             } => {
-                let (results, records) = topics::create_partitions(&self.config, &image, topics);
+                let (results, records) = topics::create_partitions(&image, topics);
                 let results = self.commit_unless(validate_only, records, results).await;
                 let _ = reply.send(results);
             }
@@ -490,6 +525,17 @@ impl QuorumController {
             }
             Request::BrokerHeartbeat { request, reply } => {
                 let result = self.broker_heartbeat(&image, request).await;
+                let _ = reply.send(result);
+            }
+            Request::AlterPartition {
+                request,
+                version,
+                reply,
+            } => {
+                let result = match alter_partition::alter_partition(&image, &request, version) {
+                    Ok((response, records)) => self.commit(records).await.map(|_| response),
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(result);
             }
             Request::AllocateProducerIds {

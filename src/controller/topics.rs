@@ -141,7 +141,6 @@ pub(super) fn create_topics(
                         "Replication factor must be larger than 0.".into(),
                     ));
                 }
-                check_replication_factor(config, rf as usize)?;
                 placement::place(&brokers, 0, partitions, rf)?
             } else {
                 if topic.num_partitions != -1 || topic.replication_factor != -1 {
@@ -157,9 +156,6 @@ pub(super) fn create_topics(
                     ));
                 }
                 validate_assignment(image, topic.assignments.values())?;
-                for replicas in topic.assignments.values() {
-                    check_replication_factor(config, replicas.len())?;
-                }
                 topic.assignments.values().cloned().collect()
             };
             let topic_id = Uuid::new_v4();
@@ -270,7 +266,6 @@ pub(super) fn delete_topics(
 }
 
 pub(super) fn create_partitions(
-    config: &ControllerConfig,
     image: &MetadataImage,
     topics: Vec<NewPartitions>,
 ) -> TopicResults<()> {
@@ -310,9 +305,6 @@ pub(super) fn create_partitions(
                         )));
                     }
                     validate_assignment(image, a.iter())?;
-                    for replicas in &a {
-                        check_replication_factor(config, replicas.len())?;
-                    }
                     a
                 }
                 None => placement::place(&brokers, current, adding, rf)?,
@@ -324,21 +316,6 @@ pub(super) fn create_partitions(
         })
         .collect();
     (results, records)
-}
-
-/// kraftd does not copy partition data between brokers yet: a second replica would be listed
-/// in the metadata but never receive a record, and acks=all would claim copies that do not
-/// exist. Refuse it plainly rather than pretend (`ControllerConfig::max_replication_factor`).
-fn check_replication_factor(
-    config: &ControllerConfig,
-    replicas: usize,
-) -> Result<(), ControllerError> {
-    if replicas > config.max_replication_factor.max(1) as usize {
-        return Err(ControllerError::InvalidReplicationFactor(format!(
-            "kraftd does not replicate partition data between brokers yet, so replication factor {replicas} cannot be honoured. Fix: create the topic with replication factor 1 (or set default.replication.factor=1)"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -136,15 +136,15 @@ impl GroupCoordinator {
         if self.metadata.current().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        // Capped at the live brokers (instead of failing every FindCoordinator), and at 1
-        // while kraftd does not replicate partition data.
+        // Capped at the live brokers, instead of failing every FindCoordinator until enough
+        // brokers have joined as Kafka does: a one- or two-node cluster still gets its groups.
         let live = self.metadata.current().live_brokers().count().max(1) as i16;
         let wanted = self.config.offsets_topic_replication_factor.max(1);
-        let live = live.min(1);
         if wanted > live {
             warn!(
                 wanted,
-                "offsets.topic.replication.factor is larger than kraftd can honour; creating __consumer_offsets with replication factor {live} (kraftd does not replicate partition data yet)"
+                live,
+                "offsets.topic.replication.factor is larger than the live brokers; creating __consumer_offsets with replication factor {live}"
             );
         }
         let mut configs = BTreeMap::new();
@@ -248,7 +248,10 @@ impl GroupCoordinator {
             .map_err(|_| ResponseError::CoordinatorLoadInProgress)?;
         let started = Instant::now();
         let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
+        // To the log end, not the high watermark (as Kafka's GroupMetadataManager): a new
+        // leader's records past its high watermark are committed once its followers fetch them,
+        // and the commits they hold must be in the groups served from now on.
+        let end = log.log_end_offset();
         let mut loaded_groups: HashMap<String, Group> = HashMap::new();
         let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let now = Instant::now();
@@ -260,7 +263,7 @@ impl GroupCoordinator {
         let mut records = 0usize;
         while offset < end {
             let data = log
-                .read(offset, LOAD_CHUNK, true)
+                .read_to_log_end(offset, LOAD_CHUNK)
                 .map_err(|_| ResponseError::CoordinatorLoadInProgress)?;
             if data.records.is_empty() {
                 break;
@@ -433,14 +436,15 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Appends records to the group's partition; durable as any acks=all produce.
+    /// Appends records to the group's partition; the ISR has them once the leader's high
+    /// watermark passes the returned offset.
     fn persist(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<Option<(Arc<crate::broker::Partition>, i64)>, ResponseError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let ts = now_ms();
         let new: Vec<NewRecord<'_>> = records
@@ -458,12 +462,44 @@ impl GroupCoordinator {
             .broker
             .leader_partition(&image, OFFSETS_TOPIC, partition)
             .map_err(|_| ResponseError::NotCoordinator)?;
-        log.append_records_as_leader(&batch, usize::MAX)
+        let brokers = self.broker.broker_states();
+        let appended = log
+            .append_records_as_leader(
+                &batch,
+                usize::MAX,
+                1,
+                crate::broker::monotonic_ms(),
+                &brokers,
+            )
             .map_err(|e| {
                 warn!(partition, error = %e, "cannot write to __consumer_offsets");
                 ResponseError::CoordinatorNotAvailable
             })?;
-        Ok(())
+        if appended.high_watermark_advanced {
+            self.broker.notify_high_watermark_advanced();
+        }
+        self.broker.notify_data_arrived();
+        Ok(Some((log, appended.required_offset)))
+    }
+
+    /// `persist`, answering once the ISR has the records (Kafka's offset commits wait as an
+    /// acks=all produce does, up to offsets.commit.timeout.ms).
+    async fn persist_replicated(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ResponseError> {
+        let Some((log, required_offset)) = self.persist(partition, records)? else {
+            return Ok(());
+        };
+        let timeout = Duration::from_millis(self.config.offsets_commit_timeout_ms.max(0) as u64);
+        self.broker
+            .wait_for_high_watermark(&log, required_offset, timeout)
+            .await
+            .map_err(|e| {
+                warn!(partition, error = %e, "offsets not replicated to the ISR");
+                ResponseError::CoordinatorNotAvailable
+            })
     }
 
     fn with_groups<T>(
@@ -693,7 +729,7 @@ impl GroupCoordinator {
             accepted.push(((o.topic, o.partition), value));
             codes.push(0);
         }
-        self.persist(partition, records)?;
+        self.persist_replicated(partition, records).await?;
         self.with_groups(|groups| {
             if let Some(g) = groups.get_mut(group_id) {
                 for (k, v) in accepted {

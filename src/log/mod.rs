@@ -461,6 +461,16 @@ impl PartitionLog {
         self.epochs.end_offset_for(epoch, self.log_end_offset)
     }
 
+    /// Kafka's `maybeAssignEpochStartOffset`: a new leader marks where its epoch begins, before
+    /// it appends anything, so a follower holding batches of a later, short-lived epoch learns
+    /// where to truncate. Written at once: the entry must outlive a crash of the new leader.
+    pub fn assign_epoch_start_offset(&mut self, epoch: i32, offset: i64) -> Result<(), LogError> {
+        if self.epochs.assign(epoch, offset) {
+            self.epochs.write(true)?;
+        }
+        Ok(())
+    }
+
     fn active(&mut self) -> Result<&mut LogSegment, LogError> {
         let dir = self.dir.clone();
         self.segments.last_mut().ok_or_else(|| LogError::Storage {

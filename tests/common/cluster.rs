@@ -57,6 +57,16 @@ impl Cluster {
     /// and `brokers` broker-only nodes (ids after them). Brokers listed in `late` are formatted
     /// but not launched (to join a running cluster later).
     pub fn start_split(controllers: usize, brokers: usize, late: &[i32]) -> Cluster {
+        Self::start_split_with(controllers, brokers, late, &[])
+    }
+
+    /// `start_split` with `extra` keys appended to every node's config.
+    pub fn start_split_with(
+        controllers: usize,
+        brokers: usize,
+        late: &[i32],
+        extra: &[(&str, &str)],
+    ) -> Cluster {
         let controller_ports: Vec<u16> = (0..controllers).map(|_| free_port()).collect();
         let voter_list: Vec<String> = controller_ports
             .iter()
@@ -103,6 +113,10 @@ impl Cluster {
                     0,
                 )
             };
+            let mut text = text;
+            for (k, v) in extra {
+                text.push_str(&format!("{k}={v}\n"));
+            }
             let node = Node::prepare(dir, client_port, controller_port, &text);
             let config = node.config_path.display().to_string();
             let (code, _, err) =

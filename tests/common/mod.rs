@@ -176,6 +176,15 @@ impl Node {
         let _ = self.wait(Duration::from_secs(10));
     }
 
+    /// SIGSTOP: the process stays, silent (no fetches, no heartbeats), until `resume`.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
     fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("not running");
         let deadline = Instant::now() + timeout;
