@@ -1052,20 +1052,7 @@ impl RaftCore {
             actions.extend(self.become_candidate());
             return actions;
         }
-        let request = VoteRequest {
-            epoch: epoch + 1,
-            candidate_id: self.node_id,
-            last_epoch: self.log.last_epoch(),
-            end_offset: self.log.end_offset,
-            pre_vote: true,
-        };
-        for &to in self.voters.iter().filter(|&&v| v != self.node_id) {
-            actions.push(Action::Send {
-                id: 0,
-                to,
-                request: Request::Vote(request.clone()),
-            });
-        }
+        actions.extend(self.vote_requests(epoch + 1, true));
         actions
     }
 
@@ -1089,21 +1076,28 @@ impl RaftCore {
             actions.extend(self.become_leader());
             return actions;
         }
+        actions.extend(self.vote_requests(epoch, false));
+        actions
+    }
+
+    /// A (pre-)vote request for `epoch` to every other voter.
+    fn vote_requests(&self, epoch: i32, pre_vote: bool) -> Vec<Action> {
         let request = VoteRequest {
             epoch,
             candidate_id: self.node_id,
             last_epoch: self.log.last_epoch(),
             end_offset: self.log.end_offset,
-            pre_vote: false,
+            pre_vote,
         };
-        for &to in self.voters.iter().filter(|&&v| v != self.node_id) {
-            actions.push(Action::Send {
+        self.voters
+            .iter()
+            .filter(|&&v| v != self.node_id)
+            .map(|&to| Action::Send {
                 id: 0,
                 to,
                 request: Request::Vote(request.clone()),
-            });
-        }
-        actions
+            })
+            .collect()
     }
 
     fn become_leader(&mut self) -> Vec<Action> {

@@ -887,76 +887,67 @@ async fn send_request(
     request: Request,
     timeout: Duration,
 ) -> Result<(Response, Bytes), String> {
-    {
-        let pooled = idle.lock().ok().and_then(|mut v| v.pop());
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => KafkaConnection::connect(&addr, &format!("kraftd-raft-{node_id}"), timeout)
-                .await
-                .map_err(|e| short_error(&e.to_string()))?,
-        };
-        let result = match &request {
-            Request::Vote(r) => conn
-                .send(
-                    rpc::VOTE_VERSION,
-                    &rpc::vote_request(&cluster_id, to, r),
-                    timeout,
-                )
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|resp| {
-                    rpc::vote_response_from(&resp, r.pre_vote)
-                        .map(|v| (Response::Vote(v), Bytes::new()))
-                        .map_err(|e| e.to_string())
-                }),
-            Request::BeginEpoch(r) => conn
-                .send(
-                    rpc::BEGIN_EPOCH_VERSION,
-                    &rpc::begin_epoch_request(&cluster_id, to, r),
-                    timeout,
-                )
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|resp| {
-                    rpc::begin_epoch_response_from(&resp)
-                        .map(|v| (Response::BeginEpoch(v), Bytes::new()))
-                        .map_err(|e| e.to_string())
-                }),
-            Request::EndEpoch(r) => conn
-                .send(
-                    rpc::END_EPOCH_VERSION,
-                    &rpc::end_epoch_request(&cluster_id, r),
-                    timeout,
-                )
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|resp| {
-                    rpc::end_epoch_response_from(&resp)
-                        .map(|v| (Response::EndEpoch(v), Bytes::new()))
-                        .map_err(|e| e.to_string())
-                }),
-            Request::Fetch(r) => conn
-                .send(
-                    rpc::FETCH_VERSION,
-                    &rpc::fetch_request(&cluster_id, r),
-                    timeout,
-                )
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|resp| {
-                    rpc::fetch_response_from(&resp)
-                        .map(|(v, records)| (Response::Fetch(v), records))
-                        .map_err(|e| e.to_string())
-                }),
-        };
-        if result.is_ok()
-            && let Ok(mut v) = idle.lock()
-            && v.len() < MAX_IDLE_CONNECTIONS_PER_PEER
-        {
-            v.push(conn);
+    let pooled = idle.lock().ok().and_then(|mut v| v.pop());
+    let mut conn = match pooled {
+        Some(c) => c,
+        None => KafkaConnection::connect(&addr, &format!("kraftd-raft-{node_id}"), timeout)
+            .await
+            .map_err(|e| short_error(&e.to_string()))?,
+    };
+    let c = &mut conn;
+    let result = match &request {
+        Request::Vote(r) => {
+            let req = rpc::vote_request(&cluster_id, to, r);
+            exchange(c, rpc::VOTE_VERSION, &req, timeout, |resp| {
+                rpc::vote_response_from(resp, r.pre_vote).map(|v| (Response::Vote(v), Bytes::new()))
+            })
+            .await
         }
-        result.map_err(|e| short_error(&e))
+        Request::BeginEpoch(r) => {
+            let req = rpc::begin_epoch_request(&cluster_id, to, r);
+            exchange(c, rpc::BEGIN_EPOCH_VERSION, &req, timeout, |resp| {
+                rpc::begin_epoch_response_from(resp)
+                    .map(|v| (Response::BeginEpoch(v), Bytes::new()))
+            })
+            .await
+        }
+        Request::EndEpoch(r) => {
+            let req = rpc::end_epoch_request(&cluster_id, r);
+            exchange(c, rpc::END_EPOCH_VERSION, &req, timeout, |resp| {
+                rpc::end_epoch_response_from(resp).map(|v| (Response::EndEpoch(v), Bytes::new()))
+            })
+            .await
+        }
+        Request::Fetch(r) => {
+            let req = rpc::fetch_request(&cluster_id, r);
+            exchange(c, rpc::FETCH_VERSION, &req, timeout, |resp| {
+                rpc::fetch_response_from(resp).map(|(v, records)| (Response::Fetch(v), records))
+            })
+            .await
+        }
+    };
+    if result.is_ok()
+        && let Ok(mut v) = idle.lock()
+        && v.len() < MAX_IDLE_CONNECTIONS_PER_PEER
+    {
+        v.push(conn);
     }
+    result.map_err(|e| short_error(&e))
+}
+
+/// One request and its answer, converted for the core; any failure as text for the log.
+async fn exchange<R: kafka_protocol::protocol::Request>(
+    conn: &mut KafkaConnection,
+    version: i16,
+    request: &R,
+    timeout: Duration,
+    convert: impl FnOnce(&R::Response) -> Result<(Response, Bytes), rpc::RpcError>,
+) -> Result<(Response, Bytes), String> {
+    let response = conn
+        .send(version, request, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    convert(&response).map_err(|e| e.to_string())
 }
 
 /// Bytes asked for per FetchSnapshot request.
