@@ -102,6 +102,13 @@ pub enum VoterChangeError {
     DuplicateVoter { voter_id: i32 },
     #[error("replica {voter_id} is not a voter, or is the only one")]
     VoterNotFound { voter_id: i32 },
+    /// The request itself is wrong (no endpoint on the controller listener, a zero directory
+    /// id where one is needed, ...); the text says what.
+    #[error("{0}")]
+    Invalid(String),
+    /// The driver stopped before the change was answered.
+    #[error("the metadata quorum is shutting down on this node")]
+    Shutdown,
 }
 
 impl VoterChangeError {
@@ -120,6 +127,10 @@ impl VoterChangeError {
             VoterChangeError::DuplicateVoter { .. } => 126,
             // VOTER_NOT_FOUND
             VoterChangeError::VoterNotFound { .. } => 127,
+            // INVALID_REQUEST
+            VoterChangeError::Invalid(_) => 42,
+            // UNKNOWN_SERVER_ERROR
+            VoterChangeError::Shutdown => -1,
         }
     }
 }

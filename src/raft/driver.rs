@@ -20,12 +20,15 @@ use tracing::{error, info, warn};
 use super::METADATA_LOG_DIR_NAME;
 use super::core::{
     Action, FetchResponse, LogSummary, RaftCore, Request, Response, Role, SnapshotId, Timeouts,
+    VoterChangeError,
 };
 use super::quorum_state::{ElectionState, QuorumStateFile};
 use super::rpc;
+use super::snapshot::VoterSpec;
 use crate::log::{LogConfig, LogError, PartitionLog, ReadInfo};
 use crate::network::client::KafkaConnection;
 use crate::protocol::record_batch::{self, BatchOptions, NewRecord};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LeaderAndEpoch {
@@ -74,8 +77,25 @@ enum Event {
         result: Result<(Response, Bytes), String>,
     },
     Describe(oneshot::Sender<QuorumDescription>),
+    /// AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter (KIP-853), answered once the change is
+    /// committed (add, remove) or appended (update), or refused.
+    ChangeVoters {
+        change: VoterChangeRequest,
+        reply: oneshot::Sender<Result<(), VoterChangeError>>,
+    },
     /// A snapshot fetched from the leader is on disk (or could not be fetched).
     SnapshotFetched(Result<SnapshotId, String>),
+}
+
+/// A change of the voter set asked for over the CONTROLLER listener.
+#[derive(Debug, Clone)]
+pub enum VoterChangeRequest {
+    /// Make this observer a voter, reachable at its endpoints.
+    Add(VoterSpec),
+    /// Remove the voter with this id and directory id.
+    Remove { voter_id: i32, directory_id: Uuid },
+    /// A voter's endpoints changed.
+    Update(VoterSpec),
 }
 
 /// What `DescribeQuorum` reports: the leader's view of every replica.
@@ -106,6 +126,7 @@ pub struct RaftHandle {
     log: Arc<Mutex<PartitionLog>>,
     node_id: i32,
     dir: PathBuf,
+    voters: watch::Receiver<Arc<Vec<VoterSpec>>>,
 }
 
 impl RaftHandle {
@@ -218,6 +239,45 @@ impl RaftHandle {
         Ok((response, Some(info.records)))
     }
 
+    /// AddRaftVoter (KIP-853): makes `voter`, a replica fetching from this leader as an observer,
+    /// a voter. Answers once the new voter set is committed, or with the reason it was not.
+    pub async fn add_voter(&self, voter: VoterSpec) -> Result<(), VoterChangeError> {
+        self.change_voters(VoterChangeRequest::Add(voter)).await
+    }
+
+    /// RemoveRaftVoter (KIP-853): answers once the voter set without it is committed.
+    pub async fn remove_voter(
+        &self,
+        voter_id: i32,
+        directory_id: Uuid,
+    ) -> Result<(), VoterChangeError> {
+        self.change_voters(VoterChangeRequest::Remove {
+            voter_id,
+            directory_id,
+        })
+        .await
+    }
+
+    /// UpdateRaftVoter (KIP-853): a voter announces its (new) endpoints.
+    pub async fn update_voter(&self, voter: VoterSpec) -> Result<(), VoterChangeError> {
+        self.change_voters(VoterChangeRequest::Update(voter)).await
+    }
+
+    async fn change_voters(&self, change: VoterChangeRequest) -> Result<(), VoterChangeError> {
+        let (reply, rx) = oneshot::channel();
+        self.events
+            .send(Event::ChangeVoters { change, reply })
+            .await
+            .map_err(|_| VoterChangeError::Shutdown)?;
+        rx.await.map_err(|_| VoterChangeError::Shutdown)?
+    }
+
+    /// The voters in force (the newest Voters record, or the configured set) with their
+    /// endpoints; changes as the log does.
+    pub fn voters(&self) -> watch::Receiver<Arc<Vec<VoterSpec>>> {
+        self.voters.clone()
+    }
+
     pub async fn describe(&self) -> Result<QuorumDescription, RaftError> {
         let (reply, rx) = oneshot::channel();
         self.events
@@ -300,6 +360,8 @@ pub struct RaftDriver {
     high_watermark: watch::Sender<i64>,
     leader: watch::Sender<LeaderAndEpoch>,
     log_end: watch::Sender<i64>,
+    #[allow(dead_code)] // kept alive for RaftHandle::voters; updated once voter changes are wired
+    voters: watch::Sender<Arc<Vec<VoterSpec>>>,
     peers: BTreeMap<i32, Peer>,
     started: Instant,
     /// The records of the Fetch answer being handled (AppendFetched appends them).
@@ -386,6 +448,17 @@ impl RaftDriver {
             epoch: election.epoch,
         });
         let (end_tx, end_rx) = watch::channel(log_end_offset);
+        let (voters_tx, voters_rx) = watch::channel(Arc::new(
+            config
+                .voters
+                .iter()
+                .map(|v| VoterSpec {
+                    id: v.id,
+                    directory_id: Uuid::nil(),
+                    endpoints: vec![(String::new(), v.host.clone(), v.port)],
+                })
+                .collect::<Vec<_>>(),
+        ));
         let peers = config
             .voters
             .iter()
@@ -409,6 +482,7 @@ impl RaftDriver {
             log: log.clone(),
             node_id: config.node_id,
             dir: dir.clone(),
+            voters: voters_rx,
         };
         Ok((
             RaftDriver {
@@ -421,6 +495,7 @@ impl RaftDriver {
                 high_watermark: hw_tx,
                 leader: leader_tx,
                 log_end: end_tx,
+                voters: voters_tx,
                 peers,
                 started: Instant::now(),
                 pending_records: Bytes::new(),
@@ -572,6 +647,13 @@ impl RaftDriver {
             }
             Event::Describe(reply) => {
                 let _ = reply.send(self.describe());
+                Ok(())
+            }
+            Event::ChangeVoters { change, reply } => {
+                let _ = change;
+                let _ = reply.send(Err(VoterChangeError::Invalid(
+                    "voter changes are not wired to the driver yet".into(),
+                )));
                 Ok(())
             }
             Event::SnapshotFetched(Ok(id)) => {
