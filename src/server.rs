@@ -54,7 +54,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let config = Arc::new(config);
     let is_controller = config.process_roles.contains(&ProcessRole::Controller);
     let is_broker = config.process_roles.contains(&ProcessRole::Broker);
-    let voters = quorum_voters(&config)?;
+    let voters = quorum_voters(&config);
 
     let specs: Vec<(String, String, u16, ListenerKind)> = config
         .listeners
@@ -85,6 +85,12 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         node_id: config.node_id,
         cluster_id: cluster_id.clone(),
         voters: voters.clone(),
+        bootstrap_servers: config.controller_quorum_bootstrap_servers.clone(),
+        controller_listener: config
+            .controller_listener_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "CONTROLLER".to_string()),
         metadata_log_dir: config.metadata_log_dir(),
         timeouts: Timeouts {
             election_ms: config.controller_quorum_election_timeout_ms.max(1) as u64,
@@ -128,7 +134,6 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     let forwarder = Arc::new(ControllerForwarder::new(
         config.node_id,
         raft.clone(),
-        voters.iter().map(|v| (v.id, v.addr())).collect(),
         Duration::from_millis(
             (config.controller_quorum_request_timeout_ms.max(1) as u64 * 2).max(4000),
         ),
@@ -195,7 +200,6 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         controller: controller_handle.clone(),
         raft: raft.clone(),
         forwarder: forwarder.clone(),
-        quorum_voters: Arc::new(voters.clone()),
         producer_ids: ProducerIdManager::default(),
         groups,
         broker_epoch: AtomicI64::new(-1),
@@ -284,7 +288,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
     });
     if let Some(joining) = joining
         && is_controller
-        && voters.len() == 1
+        && raft.voters().borrow().len() == 1
     {
         // A one-voter quorum elects itself at once: serve only once registered, so the first
         // client request already finds this broker.
@@ -362,55 +366,16 @@ impl RunningServer {
     }
 }
 
-/// The quorum's voters: `controller.quorum.voters`, or — for a quorum formatted Kafka 4.x's way
-/// with `--standalone` / `--initial-controllers` and found through
-/// `controller.quorum.bootstrap.servers` — the voter set in the bootstrap snapshot.
-fn quorum_voters(config: &ServerConfig) -> Result<Vec<VoterAddress>, String> {
-    if !config.controller_quorum_voters.is_empty() {
-        return Ok(config
-            .controller_quorum_voters
-            .iter()
-            .map(|v| VoterAddress {
-                id: v.id,
-                host: v.host.clone(),
-                port: v.port,
-            })
-            .collect());
-    }
-    let dir = metadata_partition_dir(&config.metadata_log_dir());
-    let from_snapshot = match crate::raft::snapshot::latest_snapshot(&dir) {
-        Ok(Some(id)) => crate::raft::snapshot::read_voters_from_snapshot(&id.path_in(&dir))
-            .map_err(|e| format!("{}: {e}", config.source().display()))?,
-        Ok(None) => None,
-        Err(e) => return Err(format!("{}: {e}", config.source().display())),
-    };
-    let Some(specs) = from_snapshot.filter(|v| !v.is_empty()) else {
-        return Err(format!(
-            "{}: controller.quorum.bootstrap.servers is set but the metadata log in {} holds no voter set (it was formatted with --no-initial-controllers, or is a broker's). Fix: format the controllers with --standalone or --initial-controllers; until kraftd can add voters to a running quorum, nodes formatted with --no-initial-controllers need controller.quorum.voters",
-            config.source().display(),
-            dir.display()
-        ));
-    };
-    specs
+/// The voters of a static quorum (`controller.quorum.voters`). A dynamic quorum's (KIP-853)
+/// live in the metadata log; the Raft driver reads them from there.
+fn quorum_voters(config: &ServerConfig) -> Vec<VoterAddress> {
+    config
+        .controller_quorum_voters
         .iter()
-        .map(|v| {
-            let endpoint = v
-                .endpoints
-                .iter()
-                .find(|(name, _, _)| config.controller_listener_names.contains(name))
-                .or_else(|| v.endpoints.first())
-                .ok_or_else(|| {
-                    format!(
-                        "{}: voter {} in the bootstrap snapshot has no endpoint. Fix: format again with --initial-controllers naming its host:port",
-                        dir.display(),
-                        v.id
-                    )
-                })?;
-            Ok(VoterAddress {
-                id: v.id,
-                host: endpoint.1.clone(),
-                port: endpoint.2,
-            })
+        .map(|v| VoterAddress {
+            id: v.id,
+            host: v.host.clone(),
+            port: v.port,
         })
         .collect()
 }

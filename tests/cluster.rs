@@ -518,6 +518,21 @@ fn a_changed_voter_list_is_named_with_the_file_and_the_fix() {
         line.contains("Fix: set controller.quorum.voters back to ids [1]"),
         "{line}"
     );
+    // The supported path: the new node joins as an observer and is added through the quorum.
+    let contact = format!("127.0.0.1:{}", node.controller_port);
+    assert!(
+        line.contains(&format!(
+            "controller.quorum.bootstrap.servers={contact} instead of controller.quorum.voters"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("--no-initial-controllers"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "kraftd quorum add-voter --bootstrap-controller {contact} -c <its file>"
+        )),
+        "{line}"
+    );
     // Nothing was lost: with the old list back, the node starts on its data.
     std::fs::write(&node.config_path, config).expect("restore");
     node.launch(&[]);

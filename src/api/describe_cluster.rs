@@ -52,8 +52,9 @@ const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
 fn controllers(d: &Dispatcher, req: &DescribeClusterRequest) -> DescribeClusterResponse {
     let leader = d.raft.leader().borrow().leader_id.unwrap_or(-1);
     let voters = d
-        .quorum_voters
-        .iter()
+        .raft
+        .voter_addresses()
+        .into_iter()
         .map(|v| {
             DescribeClusterBroker::default()
                 .with_broker_id(v.id.into())

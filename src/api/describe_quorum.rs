@@ -28,6 +28,7 @@ pub async fn handle(
     let replica = |r: &ReplicaDescription| {
         ReplicaState::default()
             .with_replica_id(r.replica_id.into())
+            .with_replica_directory_id(r.directory_id)
             .with_log_end_offset(r.log_end_offset)
             .with_last_fetch_timestamp(r.last_fetch_timestamp)
             .with_last_caught_up_timestamp(r.last_caught_up_timestamp)
@@ -52,24 +53,24 @@ pub async fn handle(
                 d.node_id
             ))));
     }
+    // Every endpoint of every voter, as the Voters record (or the configuration) holds them.
     let nodes = d
-        .quorum_voters
+        .raft
+        .voters()
+        .borrow()
         .iter()
         .map(|v| {
-            Node::default()
-                .with_node_id(v.id.into())
-                .with_listeners(vec![
-                    Listener::default()
-                        .with_name(StrBytes::from_string(
-                            d.config
-                                .controller_listener_names
-                                .first()
-                                .cloned()
-                                .unwrap_or_default(),
-                        ))
-                        .with_host(StrBytes::from_string(v.host.clone()))
-                        .with_port(v.port),
-                ])
+            Node::default().with_node_id(v.id.into()).with_listeners(
+                v.endpoints
+                    .iter()
+                    .map(|(name, host, port)| {
+                        Listener::default()
+                            .with_name(StrBytes::from_string(name.clone()))
+                            .with_host(StrBytes::from_string(host.clone()))
+                            .with_port(*port)
+                    })
+                    .collect(),
+            )
         })
         .collect();
     DescribeQuorumResponse::default()

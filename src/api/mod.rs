@@ -168,8 +168,6 @@ pub struct Dispatcher {
     pub controller: ControllerHandle,
     pub raft: RaftHandle,
     pub forwarder: Arc<ControllerForwarder>,
-    /// The quorum's voters and their controller listener addresses.
-    pub quorum_voters: Arc<Vec<crate::raft::driver::VoterAddress>>,
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
     /// Set once the broker is registered; used when asking for producer ids.

@@ -21,7 +21,18 @@ pub async fn handle(
         return FetchResponse::default().with_error_code(INVALID_REQUEST);
     };
     match d.raft.handle_fetch(fetch, max_wait_ms).await {
-        Ok((response, records)) => rpc::fetch_response(&response, records),
+        Ok((response, records)) => {
+            let answer = rpc::fetch_response(&response, records);
+            // Name where the leader listens: an observer that asked a bootstrap server, or a
+            // voter that joined after the leader, may not know it (KIP-853).
+            let leader = response
+                .leader_id
+                .and_then(|id| d.raft.voter_addresses().into_iter().find(|v| v.id == id));
+            match leader {
+                Some(v) => rpc::with_leader_endpoint(answer, v.id, &v.host, v.port),
+                None => answer,
+            }
+        }
         Err(_) => FetchResponse::default().with_error_code(UNKNOWN_SERVER_ERROR),
     }
 }

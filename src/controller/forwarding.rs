@@ -4,7 +4,7 @@
 //! from a client (raw) or built here for the node's own needs (creating `__consumer_offsets`,
 //! allocating producer ids) — and hands back the answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,23 +21,15 @@ const MAX_IDLE_CONNECTIONS: usize = 8;
 pub struct ControllerForwarder {
     node_id: i32,
     raft: RaftHandle,
-    /// Controller listener address of each voter.
-    addrs: BTreeMap<i32, String>,
     idle: Mutex<HashMap<i32, Vec<KafkaConnection>>>,
     timeout: Duration,
 }
 
 impl ControllerForwarder {
-    pub fn new(
-        node_id: i32,
-        raft: RaftHandle,
-        addrs: BTreeMap<i32, String>,
-        timeout: Duration,
-    ) -> ControllerForwarder {
+    pub fn new(node_id: i32, raft: RaftHandle, timeout: Duration) -> ControllerForwarder {
         ControllerForwarder {
             node_id,
             raft,
-            addrs,
             idle: Mutex::new(HashMap::new()),
             timeout,
         }
@@ -61,10 +53,13 @@ impl ControllerForwarder {
         if id == self.node_id {
             return Err(ControllerError::NotController);
         }
+        // The voter set, and so the leader's address, follows the metadata log (KIP-853).
         let addr = self
-            .addrs
-            .get(&id)
-            .cloned()
+            .raft
+            .voter_addresses()
+            .into_iter()
+            .find(|v| v.id == id)
+            .map(|v| v.addr())
             .ok_or(ControllerError::NotController)?;
         Ok((id, addr))
     }

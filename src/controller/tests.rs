@@ -456,6 +456,8 @@ fn one_voter(dir: &std::path::Path) -> RaftConfig {
             host: "127.0.0.1".into(),
             port: 1,
         }],
+        bootstrap_servers: Vec::new(),
+        controller_listener: "CONTROLLER".into(),
         metadata_log_dir: dir.to_path_buf(),
         timeouts: crate::raft::core::Timeouts::default(),
         snapshots_written: None,

@@ -453,10 +453,19 @@ impl MetadataLoader {
             return;
         }
         state.latest = Some(id);
+        // A Voters record makes the quorum dynamic even before the KRaftVersion record that
+        // follows it (kraftd's first voter change writes both, Voters first): a snapshot
+        // between the two must still carry the voters.
+        let dynamic = self.position.kraft_version >= snapshot::KRAFT_VERSION_1
+            || self.position.voters.is_some();
         let control = SnapshotControl {
             last_contained_log_timestamp: self.position.last_timestamp,
-            kraft_version: self.position.kraft_version,
-            voters: if self.position.kraft_version >= snapshot::KRAFT_VERSION_1 {
+            kraft_version: if dynamic {
+                snapshot::KRAFT_VERSION_1
+            } else {
+                self.position.kraft_version
+            },
+            voters: if dynamic {
                 self.position.voters.clone()
             } else {
                 None

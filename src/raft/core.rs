@@ -562,6 +562,9 @@ pub struct RaftCore {
     now: u64,
     /// Observers without a leader ask the voters in turn.
     next_bootstrap: usize,
+    /// `controller.quorum.bootstrap.servers`, under ids of their own (the driver's): observers
+    /// without a leader ask these instead of the voters, which they may not know yet.
+    bootstrap: Vec<i32>,
     next_request_id: u64,
     /// (epoch, leader) this node stopped hearing from: other voters that still name it do not
     /// pull us back to following it; only the leader itself does.
@@ -597,6 +600,7 @@ impl RaftCore {
             rng: Rng(seed ^ (node_id as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)),
             now,
             next_bootstrap: 0,
+            bootstrap: Vec::new(),
             next_request_id: 1,
             unreachable_leader: None,
         };
@@ -649,6 +653,13 @@ impl RaftCore {
                 .append(offset, voters.into_iter().collect());
         }
         self.voters = self.voter_history.latest().clone();
+        self
+    }
+
+    /// The ids the driver gave `controller.quorum.bootstrap.servers`: observers find the
+    /// leader through them (KIP-853), as Kafka's do when the bootstrap servers are set.
+    pub fn with_bootstrap_servers(mut self, ids: Vec<i32>) -> Self {
+        self.bootstrap = ids;
         self
     }
 
@@ -938,11 +949,15 @@ impl RaftCore {
     }
 
     fn observer_discover(&mut self) -> Vec<Action> {
-        let voters: Vec<i32> = self.voters.iter().copied().collect();
-        if voters.is_empty() {
+        let targets: Vec<i32> = if self.bootstrap.is_empty() {
+            self.voters.iter().copied().collect()
+        } else {
+            self.bootstrap.clone()
+        };
+        if targets.is_empty() {
             return Vec::new();
         }
-        let to = voters[self.next_bootstrap % voters.len()];
+        let to = targets[self.next_bootstrap % targets.len()];
         self.next_bootstrap = self.next_bootstrap.wrapping_add(1);
         vec![Action::Send {
             id: 0,

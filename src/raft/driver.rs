@@ -24,9 +24,13 @@ use super::core::{
 };
 use super::quorum_state::{ElectionState, QuorumStateFile};
 use super::rpc;
-use super::snapshot::VoterSpec;
+use super::snapshot::{VoterSpec, control_type};
+use super::voter_set::{
+    VoterControl, VoterSet, controller_endpoint, encode_control_batch, kraft_version_value,
+    same_directory, scan_control_records, voters_value,
+};
 use crate::log::{LogConfig, LogError, PartitionLog, ReadInfo};
-use crate::network::client::KafkaConnection;
+use crate::network::client::{KafkaConnection, host_port};
 use crate::protocol::record_batch::{self, BatchOptions, NewRecord};
 use uuid::Uuid;
 
@@ -74,7 +78,7 @@ enum Event {
     Outbound {
         to: i32,
         id: u64,
-        result: Result<(Response, Bytes), String>,
+        result: Result<Answer, String>,
     },
     Describe(oneshot::Sender<QuorumDescription>),
     /// AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter (KIP-853), answered once the change is
@@ -85,6 +89,25 @@ enum Event {
     },
     /// A snapshot fetched from the leader is on disk (or could not be fetched).
     SnapshotFetched(Result<SnapshotId, String>),
+}
+
+/// A peer's answer to one of our requests.
+struct Answer {
+    response: Response,
+    /// Fetch: the records to append if the core says so.
+    records: Bytes,
+    /// (id, host, port) of nodes the answer names (the leader's endpoint, KIP-853).
+    endpoints: Vec<(i32, String, u16)>,
+}
+
+impl Answer {
+    fn of(response: Response) -> Answer {
+        Answer {
+            response,
+            records: Bytes::new(),
+            endpoints: Vec::new(),
+        }
+    }
 }
 
 /// A change of the voter set asked for over the CONTROLLER listener.
@@ -111,6 +134,8 @@ pub struct QuorumDescription {
 #[derive(Debug, Clone)]
 pub struct ReplicaDescription {
     pub replica_id: i32,
+    /// The voter's directory id as the Voters record holds it (nil when unknown).
+    pub directory_id: Uuid,
     pub log_end_offset: i64,
     /// Wall-clock milliseconds, -1 when unknown.
     pub last_fetch_timestamp: i64,
@@ -127,6 +152,7 @@ pub struct RaftHandle {
     node_id: i32,
     dir: PathBuf,
     voters: watch::Receiver<Arc<Vec<VoterSpec>>>,
+    controller_listener: String,
 }
 
 impl RaftHandle {
@@ -278,6 +304,22 @@ impl RaftHandle {
         self.voters.clone()
     }
 
+    /// Each voter's id and the address of its controller listener endpoint.
+    pub fn voter_addresses(&self) -> Vec<VoterAddress> {
+        self.voters
+            .borrow()
+            .iter()
+            .filter_map(|spec| {
+                let (_, host, port) = controller_endpoint(spec, &self.controller_listener)?;
+                Some(VoterAddress {
+                    id: spec.id,
+                    host: host.clone(),
+                    port: *port,
+                })
+            })
+            .collect()
+    }
+
     pub async fn describe(&self) -> Result<QuorumDescription, RaftError> {
         let (reply, rx) = oneshot::channel();
         self.events
@@ -298,14 +340,19 @@ pub struct VoterAddress {
 
 impl VoterAddress {
     pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        host_port(&self.host, self.port)
     }
 }
 
 pub struct RaftConfig {
     pub node_id: i32,
     pub cluster_id: String,
+    /// `controller.quorum.voters` (a static quorum); empty when the voters come from the log.
     pub voters: Vec<VoterAddress>,
+    /// `controller.quorum.bootstrap.servers`: where an observer that knows no leader asks.
+    pub bootstrap_servers: Vec<(String, u16)>,
+    /// The first of `controller.quorum.listener.names`: the endpoint of each voter we dial.
+    pub controller_listener: String,
     pub metadata_log_dir: PathBuf,
     pub timeouts: Timeouts,
     /// Snapshots the metadata loader writes; the core learns of each (it may then answer a
@@ -327,14 +374,30 @@ pub enum RaftStartError {
     #[error("{0}")]
     Snapshot(#[from] super::snapshot::SnapshotError),
     #[error(
-        "controller.quorum.voters names voters {configured:?} but this node's metadata log was formed with voters {stored:?} ({path}): {diff}. The voters of a static quorum cannot change in place (Kafka refuses this too): two different voter lists could each elect a leader. Fix: set controller.quorum.voters back to ids {stored:?} (their host:port may change freely); kraftd cannot yet add or remove voters of a running quorum, so a different voter set means a new cluster (move the metadata log dir aside and format it again)"
+        "controller.quorum.voters names voters {configured:?} but this node's metadata log was formed with voters {stored:?} ({path}): {diff}. The voters of a running quorum change one at a time through the quorum itself, never by editing the list (two different lists could each elect a leader). Fix: set controller.quorum.voters back to ids {stored:?} (their host:port may change freely) and start the node; then, with the quorum running, {how}. No data is lost either way"
     )]
     VotersChanged {
         path: PathBuf,
         stored: Vec<i32>,
         configured: Vec<i32>,
         diff: String,
+        how: String,
     },
+    #[error(
+        "this node knows no voter of the metadata quorum: controller.quorum.voters is empty, controller.quorum.bootstrap.servers is empty and the metadata log in {dir} holds no voter set. Fix: set controller.quorum.bootstrap.servers to the controllers' host:port"
+    )]
+    NoVoters { dir: PathBuf },
+}
+
+struct PendingChange {
+    change: VoterChangeRequest,
+    reply: oneshot::Sender<Result<(), VoterChangeError>>,
+}
+
+/// The id a bootstrap server is known by before we learn its node id (Kafka numbers them
+/// -2, -3, ... too).
+fn bootstrap_id(index: i32) -> i32 {
+    -2 - index
 }
 
 /// What this node last heard from a peer.
@@ -360,8 +423,14 @@ pub struct RaftDriver {
     high_watermark: watch::Sender<i64>,
     leader: watch::Sender<LeaderAndEpoch>,
     log_end: watch::Sender<i64>,
-    #[allow(dead_code)] // kept alive for RaftHandle::voters; updated once voter changes are wired
     voters: watch::Sender<Arc<Vec<VoterSpec>>>,
+    /// The voter sets over the log with their endpoints (the core keeps the ids).
+    voter_set: VoterSet,
+    /// The voter change under way at the core, with the endpoints it brings and whom to answer.
+    pending_change: Option<PendingChange>,
+    /// Everyone we may send to: voters past and present by id, bootstrap servers by
+    /// `bootstrap_id`. Addresses come from Voters records, the configuration and the leader
+    /// endpoints that Fetch answers name.
     peers: BTreeMap<i32, Peer>,
     started: Instant,
     /// The records of the Fetch answer being handled (AppendFetched appends them).
@@ -383,43 +452,66 @@ impl RaftDriver {
             dir: dir.clone(),
             source,
         })?;
+        // Half-written snapshots from a crash are removed; the newest whole one is known to
+        // the core, and its Voters record (KIP-853) is the set the log starts with.
+        super::snapshot::clean_snapshot_dir(&dir)?;
+        let latest_snapshot = super::snapshot::latest_snapshot(&dir)?;
+        let (snapshot_voters, snapshot_kraft_version) = match latest_snapshot {
+            Some(id) => {
+                let snap = super::snapshot::read_snapshot(&id.path_in(&dir))?;
+                (
+                    snap.voters.as_ref().map(VoterSpec::from_record),
+                    snap.kraft_version,
+                )
+            }
+            None => (None, 0),
+        };
+        let configured_specs: Vec<VoterSpec> = config
+            .voters
+            .iter()
+            .map(|v| VoterSpec {
+                id: v.id,
+                directory_id: Uuid::nil(),
+                endpoints: vec![(config.controller_listener.clone(), v.host.clone(), v.port)],
+            })
+            .collect();
+        let mut voter_set = match snapshot_voters {
+            Some(voters) => VoterSet::new(voters, snapshot_kraft_version),
+            None => VoterSet::new(configured_specs.clone(), 0),
+        };
+        for (offset, control) in read_control_records(&log)? {
+            voter_set.apply(offset, control);
+        }
+
         let quorum_state = QuorumStateFile::new(&dir);
         let stored = quorum_state.read()?;
         let mut configured: Vec<i32> = config.voters.iter().map(|v| v.id).collect();
         configured.sort_unstable();
-        if let Some(mut formed) = stored.as_ref().and_then(|s| s.voters.clone()) {
-            formed.sort_unstable();
-            if formed != configured {
-                let added: Vec<i32> = configured
-                    .iter()
-                    .copied()
-                    .filter(|v| !formed.contains(v))
-                    .collect();
-                let removed: Vec<i32> = formed
-                    .iter()
-                    .copied()
-                    .filter(|v| !configured.contains(v))
-                    .collect();
-                let mut diff = Vec::new();
-                if !added.is_empty() {
-                    diff.push(format!("added {added:?}"));
+        if voter_set.kraft_version() == 0 {
+            // A static quorum: the configured list is the voter set, and must not change.
+            if let Some(mut formed) = stored.as_ref().and_then(|s| s.voters.clone()) {
+                formed.sort_unstable();
+                if formed != configured {
+                    return Err(voters_changed_error(
+                        &config,
+                        quorum_state.path(),
+                        formed,
+                        configured,
+                    ));
                 }
-                if !removed.is_empty() {
-                    diff.push(format!("removed {removed:?}"));
-                }
-                return Err(RaftStartError::VotersChanged {
-                    path: quorum_state.path().to_path_buf(),
-                    stored: formed,
-                    configured,
-                    diff: diff.join(", "),
-                });
             }
+        } else if !configured.is_empty() && configured != voter_set.latest_ids() {
+            warn!(
+                configured = ?configured,
+                log = ?voter_set.latest_ids(),
+                "controller.quorum.voters differs from the voter set in the metadata log, which rules since voters were added or removed (KIP-853); the configured list only helps to find the voters. Fix: list the log's voters in controller.quorum.voters, or replace it with controller.quorum.bootstrap.servers"
+            );
+        }
+        if voter_set.latest().is_empty() && config.bootstrap_servers.is_empty() {
+            return Err(RaftStartError::NoVoters { dir });
         }
         let election = stored.map(|s| s.election).unwrap_or_default();
-        // Half-written snapshots from a crash are removed; the newest whole one is known to
-        // the core.
-        super::snapshot::clean_snapshot_dir(&dir)?;
-        let latest = super::snapshot::latest_snapshot(&dir)?.map(|s| SnapshotId {
+        let latest = latest_snapshot.map(|s| SnapshotId {
             end_offset: s.end_offset,
             epoch: s.epoch,
         });
@@ -429,16 +521,22 @@ impl RaftDriver {
             epochs: log.leader_epochs().to_vec(),
             snapshot: latest,
         };
-        let voter_ids: Vec<i32> = config.voters.iter().map(|v| v.id).collect();
+        // The set before the log's first Voters record: the snapshot's, or the configured one.
+        let initial_ids = voter_set.initial_ids();
+        let bootstrap_ids: Vec<i32> = (0..config.bootstrap_servers.len() as i32)
+            .map(bootstrap_id)
+            .collect();
         let core = RaftCore::new(
             config.node_id,
-            voter_ids,
+            initial_ids,
             config.timeouts,
             election,
             summary,
             rand_seed(),
             0,
-        );
+        )
+        .with_voter_history(voter_set.history_ids())
+        .with_bootstrap_servers(bootstrap_ids);
         let log_end_offset = log.log_end_offset();
         let log = Arc::new(Mutex::new(log));
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -448,32 +546,7 @@ impl RaftDriver {
             epoch: election.epoch,
         });
         let (end_tx, end_rx) = watch::channel(log_end_offset);
-        let (voters_tx, voters_rx) = watch::channel(Arc::new(
-            config
-                .voters
-                .iter()
-                .map(|v| VoterSpec {
-                    id: v.id,
-                    directory_id: Uuid::nil(),
-                    endpoints: vec![(String::new(), v.host.clone(), v.port)],
-                })
-                .collect::<Vec<_>>(),
-        ));
-        let peers = config
-            .voters
-            .iter()
-            .filter(|v| v.id != config.node_id)
-            .map(|v| {
-                (
-                    v.id,
-                    Peer {
-                        addr: v.addr(),
-                        idle: Arc::new(Mutex::new(Vec::new())),
-                        status: None,
-                    },
-                )
-            })
-            .collect();
+        let (voters_tx, voters_rx) = watch::channel(Arc::new(voter_set.latest().to_vec()));
         let handle = RaftHandle {
             events: events_tx.clone(),
             high_watermark: hw_rx,
@@ -483,32 +556,206 @@ impl RaftDriver {
             node_id: config.node_id,
             dir: dir.clone(),
             voters: voters_rx,
+            controller_listener: config.controller_listener.clone(),
         };
-        Ok((
-            RaftDriver {
-                core,
-                config,
-                log,
-                quorum_state,
-                events_tx,
-                events,
-                high_watermark: hw_tx,
-                leader: leader_tx,
-                log_end: end_tx,
-                voters: voters_tx,
-                peers,
-                started: Instant::now(),
-                pending_records: Bytes::new(),
-                leaderless_since: Some(0),
-                last_health_report: None,
-                dir,
-            },
-            handle,
-        ))
+        let mut driver = RaftDriver {
+            core,
+            log,
+            quorum_state,
+            events_tx,
+            events,
+            high_watermark: hw_tx,
+            leader: leader_tx,
+            log_end: end_tx,
+            voters: voters_tx,
+            voter_set,
+            pending_change: None,
+            peers: BTreeMap::new(),
+            started: Instant::now(),
+            pending_records: Bytes::new(),
+            leaderless_since: Some(0),
+            last_health_report: None,
+            dir,
+            config,
+        };
+        for (i, (host, port)) in driver
+            .config
+            .bootstrap_servers
+            .clone()
+            .into_iter()
+            .enumerate()
+        {
+            driver.learn_address(bootstrap_id(i as i32), &host, port);
+        }
+        for spec in configured_specs {
+            driver.learn_voter(&spec);
+        }
+        driver.voters_changed();
+        Ok((driver, handle))
     }
 
     fn now(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Where to reach node `id` from now on; a new address drops the pooled connections.
+    fn learn_address(&mut self, id: i32, host: &str, port: u16) {
+        if id == self.config.node_id {
+            return;
+        }
+        let addr = host_port(host, port);
+        if self.peers.get(&id).is_some_and(|p| p.addr == addr) {
+            return;
+        }
+        self.peers.insert(
+            id,
+            Peer {
+                addr,
+                idle: Arc::new(Mutex::new(Vec::new())),
+                status: None,
+            },
+        );
+    }
+
+    fn learn_voter(&mut self, spec: &VoterSpec) {
+        if let Some((_, host, port)) = controller_endpoint(spec, &self.config.controller_listener) {
+            let host = host.clone();
+            self.learn_address(spec.id, &host, *port);
+        }
+    }
+
+    /// The voter set may have changed (an append, a truncation, a snapshot): publish it and
+    /// learn its voters' addresses.
+    fn voters_changed(&mut self) {
+        let latest = self.voter_set.latest().to_vec();
+        for spec in &latest {
+            self.learn_voter(spec);
+        }
+        if self.voters.borrow().as_slice() != latest.as_slice() {
+            info!(
+                voters = ?self.voter_set.latest_ids(),
+                kraft_version = self.voter_set.kraft_version(),
+                "metadata quorum voter set"
+            );
+            self.voters.send_replace(Arc::new(latest));
+        }
+    }
+
+    /// AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter: checked here against what only the
+    /// driver knows (directory ids, endpoints), then handed to the core, which decides when the
+    /// Voters record is written and when the change is over.
+    fn change_voters(
+        &mut self,
+        change: VoterChangeRequest,
+    ) -> Result<Vec<Action>, VoterChangeError> {
+        if self.pending_change.is_some() {
+            return Err(VoterChangeError::ChangePending);
+        }
+        let now = self.now();
+        match &change {
+            VoterChangeRequest::Add(spec) | VoterChangeRequest::Update(spec) => {
+                if controller_endpoint(spec, &self.config.controller_listener).is_none() {
+                    return Err(VoterChangeError::Invalid(format!(
+                        "voter {} names no endpoint; it needs one for the controller listener {}",
+                        spec.id, self.config.controller_listener
+                    )));
+                }
+                if let VoterChangeRequest::Update(_) = change
+                    && let Some(known) = self.voter_set.get(spec.id)
+                    && !same_directory(known.directory_id, spec.directory_id)
+                {
+                    return Err(VoterChangeError::VoterNotFound { voter_id: spec.id });
+                }
+            }
+            VoterChangeRequest::Remove {
+                voter_id,
+                directory_id,
+            } => {
+                if let Some(known) = self.voter_set.get(*voter_id)
+                    && !same_directory(known.directory_id, *directory_id)
+                {
+                    return Err(VoterChangeError::Invalid(format!(
+                        "voter {voter_id} has directory id {}, not {}",
+                        crate::log::meta_properties::kafka_uuid_string(&known.directory_id),
+                        crate::log::meta_properties::kafka_uuid_string(directory_id)
+                    )));
+                }
+            }
+        }
+        match &change {
+            VoterChangeRequest::Add(spec) => self.core.add_voter(now, spec.id),
+            VoterChangeRequest::Remove { voter_id, .. } => self.core.remove_voter(now, *voter_id),
+            VoterChangeRequest::Update(spec) => self.core.update_voter(now, spec.id),
+        }
+    }
+
+    /// Leader: writes the Voters record the core asked for. The voters keep the endpoints the
+    /// log knows, but for the one being added or updated. A static quorum's first change also
+    /// writes kraft.version 1 (right after the Voters record, which is where the core placed
+    /// the new set), so every node follows the log's set from then on.
+    fn append_voters(&mut self, epoch: i32, ids: &[i32]) -> Result<(), RaftError> {
+        let changed = match self.pending_change.as_ref().map(|p| &p.change) {
+            Some(VoterChangeRequest::Add(spec) | VoterChangeRequest::Update(spec)) => Some(spec),
+            _ => None,
+        };
+        let specs: Vec<VoterSpec> = ids
+            .iter()
+            .map(|&id| match changed {
+                Some(spec) if spec.id == id => spec.clone(),
+                _ => self.voter_set.get(id).cloned().unwrap_or(VoterSpec {
+                    id,
+                    directory_id: Uuid::nil(),
+                    endpoints: Vec::new(),
+                }),
+            })
+            .collect();
+        let upgrade = self.voter_set.kraft_version() < super::snapshot::KRAFT_VERSION_1;
+        let mut batches = vec![(
+            control_type::KRAFT_VOTERS,
+            voters_value(&specs).map_err(RaftError::Encode)?,
+        )];
+        if upgrade {
+            batches.push((
+                control_type::KRAFT_VERSION,
+                kraft_version_value(super::snapshot::KRAFT_VERSION_1).map_err(RaftError::Encode)?,
+            ));
+        }
+        let (offset, end) = self.append_control_batches(epoch, &batches)?;
+        self.voter_set.apply(offset, VoterControl::Voters(specs));
+        if upgrade {
+            self.voter_set.apply(
+                offset + 1,
+                VoterControl::KRaftVersion(super::snapshot::KRAFT_VERSION_1),
+            );
+            info!(
+                offset,
+                "kraft.version is now 1: the voter set lives in the metadata log (KIP-853)"
+            );
+        }
+        self.voters_changed();
+        let more = self.core.on_local_flush(end);
+        self.execute(more)
+    }
+
+    /// Leader: appends one control batch per (type, value) in `epoch` and flushes. Returns the
+    /// offset of the first and the new log end.
+    fn append_control_batches(
+        &mut self,
+        epoch: i32,
+        batches: &[(i16, Bytes)],
+    ) -> Result<(i64, i64), RaftError> {
+        let (first, end) = {
+            let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
+            let first = log.log_end_offset();
+            for (control_type, value) in batches {
+                let mut batch = encode_control_batch(*control_type, value, now_ms());
+                log.append_as_leader(&mut batch, epoch, now_ms())?;
+            }
+            log.flush()?;
+            (first, log.log_end_offset())
+        };
+        self.log_end.send_replace(end);
+        Ok((first, end))
     }
 
     /// Runs until `shutdown`; a leader then hands over (EndQuorumEpoch) before the log is
@@ -626,12 +873,19 @@ impl RaftDriver {
             Event::Outbound { to, id, result } => {
                 let now = self.now();
                 match result {
-                    Ok((response, records)) => {
+                    Ok(answer) => {
                         if let Some(peer) = self.peers.get_mut(&to) {
                             peer.status = Some(PeerStatus::Reached);
                         }
-                        self.pending_records = records;
-                        let actions = self.core.handle_response(now, to, id, response);
+                        for (node, host, port) in &answer.endpoints {
+                            // A voter's address comes from the log; the leader's endpoint
+                            // in an answer helps an observer that knows no voter yet.
+                            if self.voter_set.get(*node).is_none() {
+                                self.learn_address(*node, host, *port);
+                            }
+                        }
+                        self.pending_records = answer.records;
+                        let actions = self.core.handle_response(now, to, id, answer.response);
                         let r = self.execute(actions);
                         self.pending_records = Bytes::new();
                         r
@@ -650,11 +904,22 @@ impl RaftDriver {
                 Ok(())
             }
             Event::ChangeVoters { change, reply } => {
-                let _ = change;
-                let _ = reply.send(Err(VoterChangeError::Invalid(
-                    "voter changes are not wired to the driver yet".into(),
-                )));
-                Ok(())
+                match self.change_voters(change.clone()) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Ok(())
+                    }
+                    Ok(actions) => {
+                        let update = matches!(change, VoterChangeRequest::Update(_));
+                        self.pending_change = Some(PendingChange { change, reply });
+                        let r = self.execute(actions);
+                        // An update is answered once its record is appended, as Kafka's.
+                        if update && let Some(p) = self.pending_change.take() {
+                            let _ = p.reply.send(Ok(()));
+                        }
+                        r
+                    }
+                }
             }
             Event::SnapshotFetched(Ok(id)) => {
                 // The snapshot replaces the whole local log: it ends where the leader's
@@ -669,9 +934,20 @@ impl RaftDriver {
                     epoch = id.epoch,
                     "installed the leader's snapshot of the metadata log"
                 );
-                // KIP-853: the snapshot's VotersRecord is not read yet; None keeps the
-                // configured (static) voters, as before.
-                let actions = self.core.on_snapshot_loaded(self.now(), id, None);
+                // The snapshot's Voters record (KIP-853) is the set the log now starts with.
+                let file_id = super::snapshot::SnapshotId {
+                    end_offset: id.end_offset,
+                    epoch: id.epoch,
+                };
+                let snap = super::snapshot::read_snapshot(&file_id.path_in(&self.dir))
+                    .map_err(|e| RaftError::Encode(e.to_string()))?;
+                let voters = snap.voters.as_ref().map(VoterSpec::from_record);
+                let ids = voters
+                    .as_ref()
+                    .map(|v| v.iter().map(|s| s.id).collect::<Vec<_>>());
+                self.voter_set.reset_to_snapshot(voters, snap.kraft_version);
+                self.voters_changed();
+                let actions = self.core.on_snapshot_loaded(self.now(), id, ids);
                 self.execute(actions)
             }
             Event::SnapshotFetched(Err(e)) => {
@@ -697,6 +973,7 @@ impl RaftDriver {
             .min(log.log_end_offset());
         let before = log.log_start_offset();
         let start = log.delete_records_before(upto)?;
+        self.voter_set.trim_before(start);
         if start > before {
             info!(
                 log_start_offset = start,
@@ -719,8 +996,10 @@ impl RaftDriver {
             observers: Vec::new(),
         };
         if let Role::Leader(l) = self.core.role() {
+            let voter_set = &self.voter_set;
             let describe = |(&id, p): (&i32, &super::core::ReplicaProgress)| ReplicaDescription {
                 replica_id: id,
+                directory_id: voter_set.get(id).map_or(Uuid::nil(), |v| v.directory_id),
                 log_end_offset: p.end_offset,
                 last_fetch_timestamp: wall(p.last_fetch_ms),
                 last_caught_up_timestamp: wall(p.last_caught_up_ms),
@@ -779,15 +1058,35 @@ impl RaftDriver {
                 }
                 Action::AppendLeaderChange { epoch, leader_id } => {
                     let voters: Vec<i32> = self.core.voters().iter().copied().collect();
-                    let value = leader_change_value(leader_id, &voters)?;
-                    let end = {
-                        let mut log = self.log.lock().map_err(|_| RaftError::Shutdown)?;
-                        let mut batch = encode_control_batch(&value);
-                        log.append_as_leader(&mut batch, epoch, now_ms())?;
-                        log.flush()?;
-                        log.log_end_offset()
-                    };
-                    self.log_end.send_replace(end);
+                    let mut batches = vec![(
+                        control_type::LEADER_CHANGE,
+                        leader_change_value(leader_id, &voters)?,
+                    )];
+                    // A dynamic quorum whose voters are only in the (bootstrap) snapshot: put
+                    // them into the log too, as Kafka's new leader does, so that replicas
+                    // fetching the log from its start learn the voters and their endpoints.
+                    let bootstrap_voters = self.voter_set.only_in_snapshot().then(|| {
+                        (
+                            self.voter_set.latest().to_vec(),
+                            self.voter_set.kraft_version(),
+                        )
+                    });
+                    if let Some((specs, version)) = &bootstrap_voters {
+                        batches.push((
+                            control_type::KRAFT_VERSION,
+                            kraft_version_value(*version).map_err(RaftError::Encode)?,
+                        ));
+                        batches.push((
+                            control_type::KRAFT_VOTERS,
+                            voters_value(specs).map_err(RaftError::Encode)?,
+                        ));
+                    }
+                    let (first, end) = self.append_control_batches(epoch, &batches)?;
+                    if let Some((specs, version)) = bootstrap_voters {
+                        self.voter_set
+                            .apply(first + 1, VoterControl::KRaftVersion(version));
+                        self.voter_set.apply(first + 2, VoterControl::Voters(specs));
+                    }
                     let more = self.core.on_local_flush(end);
                     self.execute(more)?;
                 }
@@ -802,6 +1101,13 @@ impl RaftDriver {
                     };
                     debug_assert_eq!(end, self.core.log().end_offset);
                     self.log_end.send_replace(end);
+                    let controls = scan_control_records(&records);
+                    if !controls.is_empty() {
+                        for (offset, control) in controls {
+                            self.voter_set.apply(offset, control);
+                        }
+                        self.voters_changed();
+                    }
                 }
                 Action::Truncate(offset) => {
                     let end = {
@@ -814,6 +1120,8 @@ impl RaftDriver {
                         "metadata log diverged from the leader's; truncated to the common point"
                     );
                     self.log_end.send_replace(end);
+                    self.voter_set.truncate_to(offset);
+                    self.voters_changed();
                 }
                 Action::FetchSnapshot { from, snapshot } => {
                     info!(
@@ -845,12 +1153,15 @@ impl RaftDriver {
                     self.high_watermark.send_replace(hw);
                 }
                 Action::Send { to, id, request } => self.send(to, id, request),
-                // KIP-853 voter changes are not wired yet: nothing calls add_voter,
-                // remove_voter or update_voter, the only sources of these.
-                Action::AppendVoters { .. } | Action::VoterChangeDone { .. } => {
-                    error!(
-                        "the raft core asked for a voter change, which this driver cannot make yet"
-                    );
+                Action::AppendVoters { epoch, voters } => self.append_voters(epoch, &voters)?,
+                Action::VoterChangeDone { change, result } => {
+                    match &result {
+                        Ok(()) => info!(?change, "metadata quorum voter change committed"),
+                        Err(e) => warn!(?change, error = %e, "metadata quorum voter change failed"),
+                    }
+                    if let Some(p) = self.pending_change.take() {
+                        let _ = p.reply.send(result);
+                    }
                 }
             }
         }
@@ -931,7 +1242,11 @@ impl RaftDriver {
         if self.core.is_voter() {
             reached.push(format!("{} (this node)", self.config.node_id));
         }
-        for (id, peer) in &self.peers {
+        let voter_peers = self
+            .peers
+            .iter()
+            .filter(|(id, _)| self.core.voters().contains(id));
+        for (id, peer) in voter_peers {
             match &peer.status {
                 Some(PeerStatus::Reached) => reached.push(format!("{id}@{}", peer.addr)),
                 Some(PeerStatus::Unreachable(why)) => {
@@ -959,6 +1274,81 @@ impl RaftDriver {
     }
 }
 
+/// The refusal of a static quorum whose configured voters changed, with the way to make the
+/// change the quorum supports: one voter at a time, through the running quorum.
+fn voters_changed_error(
+    config: &RaftConfig,
+    path: &Path,
+    stored: Vec<i32>,
+    configured: Vec<i32>,
+) -> RaftStartError {
+    let added: Vec<i32> = configured
+        .iter()
+        .copied()
+        .filter(|v| !stored.contains(v))
+        .collect();
+    let removed: Vec<i32> = stored
+        .iter()
+        .copied()
+        .filter(|v| !configured.contains(v))
+        .collect();
+    // A voter of the stored set that the operator can point the commands at.
+    let contact = config
+        .voters
+        .iter()
+        .find(|v| v.id == config.node_id && stored.contains(&v.id))
+        .or_else(|| config.voters.iter().find(|v| stored.contains(&v.id)))
+        .map(|v| v.addr())
+        .unwrap_or_else(|| "<a voter's host:port>".to_string());
+    let mut diff = Vec::new();
+    let mut how = Vec::new();
+    if !added.is_empty() {
+        diff.push(format!("added {added:?}"));
+        for id in &added {
+            how.push(format!(
+                "add node {id}: give it controller.quorum.bootstrap.servers={contact} instead of controller.quorum.voters, run `kraftd storage format -t <cluster id> -c <its file> --no-initial-controllers` and start it, then `kraftd quorum add-voter --bootstrap-controller {contact} -c <its file>`"
+            ));
+        }
+    }
+    if !removed.is_empty() {
+        diff.push(format!("removed {removed:?}"));
+        for id in &removed {
+            how.push(format!(
+                "remove node {id} with `kraftd quorum remove-voter --bootstrap-controller {contact} --controller-id {id}`"
+            ));
+        }
+    }
+    RaftStartError::VotersChanged {
+        path: path.to_path_buf(),
+        stored,
+        configured,
+        diff: diff.join(", "),
+        how: how.join("; "),
+    }
+}
+
+/// The KIP-853 control records of the local log, oldest first: with the snapshot's voters they
+/// give the voter set at every offset. Only control batches are decoded.
+fn read_control_records(log: &PartitionLog) -> Result<Vec<(i64, VoterControl)>, RaftStartError> {
+    let mut found = Vec::new();
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    while offset < end {
+        let info = log
+            .read(offset, 1 << 20, None, true)
+            .map_err(|source| RaftStartError::Log {
+                dir: log.dir().to_path_buf(),
+                source,
+            })?;
+        if info.next_fetch_offset <= offset {
+            break;
+        }
+        found.extend(scan_control_records(&info.records));
+        offset = info.next_fetch_offset;
+    }
+    Ok(found)
+}
+
 /// Sends one request to a peer over a pooled connection and converts the answer for the core.
 async fn send_request(
     addr: String,
@@ -968,7 +1358,7 @@ async fn send_request(
     to: i32,
     request: Request,
     timeout: Duration,
-) -> Result<(Response, Bytes), String> {
+) -> Result<Answer, String> {
     let pooled = idle.lock().ok().and_then(|mut v| v.pop());
     let mut conn = match pooled {
         Some(c) => c,
@@ -981,29 +1371,32 @@ async fn send_request(
         Request::Vote(r) => {
             let req = rpc::vote_request(&cluster_id, to, r);
             exchange(c, rpc::VOTE_VERSION, &req, timeout, |resp| {
-                rpc::vote_response_from(resp, r.pre_vote).map(|v| (Response::Vote(v), Bytes::new()))
+                rpc::vote_response_from(resp, r.pre_vote).map(|v| Answer::of(Response::Vote(v)))
             })
             .await
         }
         Request::BeginEpoch(r) => {
             let req = rpc::begin_epoch_request(&cluster_id, to, r);
             exchange(c, rpc::BEGIN_EPOCH_VERSION, &req, timeout, |resp| {
-                rpc::begin_epoch_response_from(resp)
-                    .map(|v| (Response::BeginEpoch(v), Bytes::new()))
+                rpc::begin_epoch_response_from(resp).map(|v| Answer::of(Response::BeginEpoch(v)))
             })
             .await
         }
         Request::EndEpoch(r) => {
             let req = rpc::end_epoch_request(&cluster_id, r);
             exchange(c, rpc::END_EPOCH_VERSION, &req, timeout, |resp| {
-                rpc::end_epoch_response_from(resp).map(|v| (Response::EndEpoch(v), Bytes::new()))
+                rpc::end_epoch_response_from(resp).map(|v| Answer::of(Response::EndEpoch(v)))
             })
             .await
         }
         Request::Fetch(r) => {
             let req = rpc::fetch_request(&cluster_id, r);
             exchange(c, rpc::FETCH_VERSION, &req, timeout, |resp| {
-                rpc::fetch_response_from(resp).map(|(v, records)| (Response::Fetch(v), records))
+                rpc::fetch_response_from(resp).map(|(v, records)| Answer {
+                    response: Response::Fetch(v),
+                    records,
+                    endpoints: rpc::node_endpoints(resp),
+                })
             })
             .await
         }
@@ -1023,8 +1416,8 @@ async fn exchange<R: kafka_protocol::protocol::Request>(
     version: i16,
     request: &R,
     timeout: Duration,
-    convert: impl FnOnce(&R::Response) -> Result<(Response, Bytes), rpc::RpcError>,
-) -> Result<(Response, Bytes), String> {
+    convert: impl FnOnce(&R::Response) -> Result<Answer, rpc::RpcError>,
+) -> Result<Answer, String> {
     let response = conn
         .send(version, request, timeout)
         .await
@@ -1189,23 +1582,6 @@ fn encode_batch(values: &[Bytes]) -> BytesMut {
         })
         .collect();
     BytesMut::from(&record_batch::encode_batch(&records, &BatchOptions::default())[..])
-}
-
-/// Kafka's ControlRecordType key: version 0, type 2 (LEADER_CHANGE).
-const LEADER_CHANGE_KEY: [u8; 4] = [0, 0, 0, 2];
-
-fn encode_control_batch(value: &[u8]) -> BytesMut {
-    let record = NewRecord {
-        key: Some(&LEADER_CHANGE_KEY),
-        value: Some(value),
-        headers: &[],
-        timestamp: now_ms(),
-    };
-    let options = BatchOptions {
-        is_control: true,
-        ..BatchOptions::default()
-    };
-    BytesMut::from(&record_batch::encode_batch(&[record], &options)[..])
 }
 
 fn leader_change_value(leader_id: i32, voters: &[i32]) -> Result<Bytes, RaftError> {

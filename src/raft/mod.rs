@@ -8,6 +8,7 @@ pub mod driver;
 pub mod quorum_state;
 pub mod rpc;
 pub mod snapshot;
+pub mod voter_set;
 
 pub use driver::{LeaderAndEpoch, RaftError, RaftHandle};
 

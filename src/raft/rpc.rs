@@ -18,6 +18,7 @@ use super::core::{
     BatchMeta, BeginEpochRequest, EndEpochRequest, EpochResponse, FetchRequest, FetchResponse,
     RaftErrorCode, SnapshotId, VoteRequest, VoteResponse,
 };
+use super::voter_set::{VoterControl, scan_control_records};
 use crate::protocol::record_batch::BatchIter;
 
 /// The metadata log's topic, as Kafka names it in Raft requests.
@@ -353,6 +354,28 @@ pub fn fetch_response(r: &FetchResponse, records: Option<Bytes>) -> KFetchResp {
     ])
 }
 
+/// Names the leader's CONTROLLER endpoint in a Fetch answer (KIP-853's NodeEndpoints), so an
+/// observer that asked a bootstrap server learns where the leader listens.
+pub fn with_leader_endpoint(resp: KFetchResp, id: i32, host: &str, port: u16) -> KFetchResp {
+    resp.with_node_endpoints(vec![
+        fetch_response::NodeEndpoint::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host.to_string()))
+            .with_port(i32::from(port)),
+    ])
+}
+
+/// The (id, host, port) endpoints a Fetch answer names.
+pub fn node_endpoints(resp: &KFetchResp) -> Vec<(i32, String, u16)> {
+    resp.node_endpoints
+        .iter()
+        .filter_map(|e| {
+            let port = u16::try_from(e.port).ok()?;
+            (e.node_id.0 >= 0 && port > 0).then(|| (e.node_id.0, e.host.to_string(), port))
+        })
+        .collect()
+}
+
 /// The core's view of a Fetch answer, plus the records to append if the core says so.
 pub fn fetch_response_from(resp: &KFetchResp) -> Result<(FetchResponse, Bytes), RpcError> {
     if resp.error_code != 0 {
@@ -372,12 +395,23 @@ pub fn fetch_response_from(resp: &KFetchResp) -> Result<(FetchResponse, Bytes), 
     for batch in BatchIter::new(&records) {
         let Ok(batch) = batch else { break };
         let h = batch.header;
+        // A Voters control record changes the voter set as soon as it is appended (KIP-853).
+        let voters = if h.is_control() {
+            scan_control_records(batch.bytes)
+                .into_iter()
+                .rev()
+                .find_map(|(_, c)| match c {
+                    VoterControl::Voters(v) => Some(v.iter().map(|s| s.id).collect()),
+                    VoterControl::KRaftVersion(_) => None,
+                })
+        } else {
+            None
+        };
         batches.push(BatchMeta {
             base_offset: h.base_offset(),
             last_offset: h.last_offset(),
             epoch: h.partition_leader_epoch(),
-            // KIP-853 Voters control batches are not decoded yet: the voter set stays static.
-            voters: None,
+            voters,
         });
         whole = batch.position + batch.bytes.len();
     }
