@@ -86,6 +86,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         cluster_id: cluster_id.clone(),
         voters: voters.clone(),
         bootstrap_servers: config.controller_quorum_bootstrap_servers.clone(),
+        local_voter: local_voter(&config),
         controller_listener: config
             .controller_listener_names
             .first()
@@ -364,6 +365,37 @@ impl RunningServer {
         info!("shut down cleanly");
         Ok(())
     }
+}
+
+/// This node as a voter of a dynamic quorum would be recorded: its metadata log directory's id
+/// and its advertised controller endpoints ("localhost" for a listener that names no host, as
+/// `storage format --standalone` writes it).
+fn local_voter(config: &ServerConfig) -> Option<crate::raft::snapshot::VoterSpec> {
+    if !config.is_controller() {
+        return None;
+    }
+    let directory_id =
+        crate::log::meta_properties::MetaProperties::read(&config.metadata_log_dir())
+            .ok()
+            .flatten()
+            .and_then(|m| m.directory_id)
+            .and_then(|d| crate::log::meta_properties::parse_kafka_uuid(&d))
+            .unwrap_or_default();
+    Some(crate::raft::snapshot::VoterSpec {
+        id: config.node_id,
+        directory_id,
+        endpoints: config
+            .advertised_controller_listeners
+            .iter()
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    l.host.clone().unwrap_or_else(|| "localhost".to_string()),
+                    l.port,
+                )
+            })
+            .collect(),
+    })
 }
 
 /// The voters of a static quorum (`controller.quorum.voters`). A dynamic quorum's (KIP-853)

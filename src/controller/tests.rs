@@ -458,6 +458,7 @@ fn one_voter(dir: &std::path::Path) -> RaftConfig {
         }],
         bootstrap_servers: Vec::new(),
         controller_listener: "CONTROLLER".into(),
+        local_voter: None,
         metadata_log_dir: dir.to_path_buf(),
         timeouts: crate::raft::core::Timeouts::default(),
         snapshots_written: None,

@@ -353,6 +353,10 @@ pub struct RaftConfig {
     pub bootstrap_servers: Vec<(String, u16)>,
     /// The first of `controller.quorum.listener.names`: the endpoint of each voter we dial.
     pub controller_listener: String,
+    /// This node as a Voters record would name it (its directory id and advertised controller
+    /// endpoints); None for a broker-only node. A voter whose recorded endpoints differ tells
+    /// the leader (UpdateRaftVoter), so the others find it at its new address.
+    pub local_voter: Option<VoterSpec>,
     pub metadata_log_dir: PathBuf,
     pub timeouts: Timeouts,
     /// Snapshots the metadata loader writes; the core learns of each (it may then answer a
@@ -428,6 +432,8 @@ pub struct RaftDriver {
     voter_set: VoterSet,
     /// The voter change under way at the core, with the endpoints it brings and whom to answer.
     pending_change: Option<PendingChange>,
+    /// When this voter last announced its endpoints (core clock).
+    endpoints_announced_at: Option<u64>,
     /// Everyone we may send to: voters past and present by id, bootstrap servers by
     /// `bootstrap_id`. Addresses come from Voters records, the configuration and the leader
     /// endpoints that Fetch answers name.
@@ -570,6 +576,7 @@ impl RaftDriver {
             voters: voters_tx,
             voter_set,
             pending_change: None,
+            endpoints_announced_at: None,
             peers: BTreeMap::new(),
             started: Instant::now(),
             pending_records: Bytes::new(),
@@ -638,6 +645,72 @@ impl RaftDriver {
                 "metadata quorum voter set"
             );
             self.voters.send_replace(Arc::new(latest));
+        }
+    }
+
+    /// A voter of a dynamic quorum whose recorded endpoints (or directory id, unknown after a
+    /// static quorum's upgrade) differ from its own has them updated, as Kafka's voters do: a
+    /// follower sends UpdateRaftVoter to the leader, a leader writes the record itself. Retried
+    /// every request timeout until the log agrees.
+    fn announce_endpoints(&mut self) -> Result<(), RaftError> {
+        let Some(me) = self.config.local_voter.clone() else {
+            return Ok(());
+        };
+        if self.voter_set.kraft_version() < super::snapshot::KRAFT_VERSION_1 {
+            return Ok(());
+        }
+        let Some(recorded) = self.voter_set.get(me.id) else {
+            return Ok(());
+        };
+        let directory_known = !recorded.directory_id.is_nil() || me.directory_id.is_nil();
+        if recorded.endpoints == me.endpoints && directory_known {
+            return Ok(());
+        }
+        let now = self.now();
+        if self
+            .endpoints_announced_at
+            .is_some_and(|t| now < t + self.config.timeouts.request_ms)
+        {
+            return Ok(());
+        }
+        self.endpoints_announced_at = Some(now);
+        match self.core.role() {
+            Role::Leader(_) => {
+                if self.pending_change.is_some() {
+                    return Ok(());
+                }
+                info!(voter = %me, "recording this leader's own new endpoints in the voter set");
+                // Nobody waits for the answer; failures are retried on the next round.
+                let (reply, _) = oneshot::channel();
+                self.handle_event(Event::ChangeVoters {
+                    change: VoterChangeRequest::Update(me),
+                    reply,
+                })
+            }
+            Role::Follower(f) => {
+                let Some(peer) = self.peers.get(&f.leader_id) else {
+                    return Ok(());
+                };
+                info!(
+                    leader = f.leader_id,
+                    voter = %me,
+                    "announcing this voter's endpoints to the leader (UpdateRaftVoter)"
+                );
+                let task = send_update_voter(
+                    peer.addr.clone(),
+                    self.config.cluster_id.clone(),
+                    f.epoch,
+                    me,
+                    Duration::from_millis(self.config.timeouts.request_ms),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = task.await {
+                        warn!(error = %e, "UpdateRaftVoter failed; retrying later");
+                    }
+                });
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -784,7 +857,10 @@ impl RaftDriver {
                     let actions = self.core.tick(self.now());
                     self.execute(actions)?;
                 }
-                _ = health.tick() => self.report_health(),
+                _ = health.tick() => {
+                    self.report_health();
+                    self.announce_endpoints()?;
+                }
                 open = snapshot_written => {
                     let latest = match snapshots.as_ref() {
                         Some(rx) if open => *rx.borrow(),
@@ -1242,25 +1318,40 @@ impl RaftDriver {
         if self.core.is_voter() {
             reached.push(format!("{} (this node)", self.config.node_id));
         }
-        let voter_peers = self
-            .peers
-            .iter()
-            .filter(|(id, _)| self.core.voters().contains(id));
-        for (id, peer) in voter_peers {
+        // An observer that knows no voter yet asks the bootstrap servers (negative ids).
+        let asked = |id: &i32| {
+            if voters == 0 {
+                *id < 0
+            } else {
+                self.core.voters().contains(id)
+            }
+        };
+        for (id, peer) in self.peers.iter().filter(|(id, _)| asked(id)) {
+            let name = if *id < 0 {
+                peer.addr.clone()
+            } else {
+                format!("{id}@{}", peer.addr)
+            };
             match &peer.status {
-                Some(PeerStatus::Reached) => reached.push(format!("{id}@{}", peer.addr)),
-                Some(PeerStatus::Unreachable(why)) => {
-                    unreachable.push(format!("{id}@{} ({why})", peer.addr))
-                }
-                None => unreachable.push(format!("{id}@{} (no answer yet)", peer.addr)),
+                Some(PeerStatus::Reached) => reached.push(name),
+                Some(PeerStatus::Unreachable(why)) => unreachable.push(format!("{name} ({why})")),
+                None => unreachable.push(format!("{name} (no answer yet)")),
             }
         }
-        let report = format!(
-            "waiting for a majority of the metadata quorum: {needed} of {voters} voters are needed; reached {}: [{}]; cannot reach: [{}]. Client requests get retriable errors until a leader is elected. Fix: start the missing voters or check their controller listener addresses in controller.quorum.voters",
-            reached.len(),
-            reached.join(", "),
-            unreachable.join(", ")
-        );
+        let report = if voters == 0 {
+            format!(
+                "this node knows no voter of the metadata quorum yet and no leader answered: it asks controller.quorum.bootstrap.servers; reached: [{}]; cannot reach: [{}]. Client requests get retriable errors until a leader is found. Fix: start the controllers, or check controller.quorum.bootstrap.servers",
+                reached.join(", "),
+                unreachable.join(", ")
+            )
+        } else {
+            format!(
+                "waiting for a majority of the metadata quorum: {needed} of {voters} voters are needed; reached {}: [{}]; cannot reach: [{}]. Client requests get retriable errors until a leader is elected. Fix: start the missing voters or check their controller listener addresses in controller.quorum.voters",
+                reached.len(),
+                reached.join(", "),
+                unreachable.join(", ")
+            )
+        };
         // Compare without the error texts' volatile parts: only who is reached matters.
         if self.last_health_report.as_deref() != Some(report.as_str()) {
             warn!("{report}");
@@ -1423,6 +1514,52 @@ async fn exchange<R: kafka_protocol::protocol::Request>(
         .await
         .map_err(|e| e.to_string())?;
     convert(&response).map_err(|e| e.to_string())
+}
+
+/// Asks the leader at `addr` to record `voter`'s endpoints (UpdateRaftVoter v0).
+async fn send_update_voter(
+    addr: String,
+    cluster_id: String,
+    epoch: i32,
+    voter: VoterSpec,
+    timeout: Duration,
+) -> Result<(), String> {
+    use kafka_protocol::messages::UpdateRaftVoterRequest;
+    use kafka_protocol::messages::update_raft_voter_request::{KRaftVersionFeature, Listener};
+    use kafka_protocol::protocol::StrBytes;
+    let request = UpdateRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_string(cluster_id)))
+        .with_current_leader_epoch(epoch)
+        .with_voter_id(voter.id)
+        .with_voter_directory_id(voter.directory_id)
+        .with_listeners(
+            voter
+                .endpoints
+                .iter()
+                .map(|(name, host, port)| {
+                    Listener::default()
+                        .with_name(StrBytes::from_string(name.clone()))
+                        .with_host(StrBytes::from_string(host.clone()))
+                        .with_port(*port)
+                })
+                .collect(),
+        )
+        .with_k_raft_version_feature(
+            KRaftVersionFeature::default()
+                .with_min_supported_version(0)
+                .with_max_supported_version(super::snapshot::KRAFT_VERSION_1),
+        );
+    let mut conn = KafkaConnection::connect(&addr, &format!("kraftd-raft-{}", voter.id), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let response = conn
+        .send(0, &request, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.error_code {
+        0 => Ok(()),
+        code => Err(format!("UpdateRaftVoter answered error {code}")),
+    }
 }
 
 /// Bytes asked for per FetchSnapshot request.
