@@ -803,6 +803,12 @@ impl RaftCore {
             actions.extend(self.become_candidate());
             return actions;
         }
+        if !self.is_voter()
+            && let Role::Unattached(s) = &mut self.role
+        {
+            // An observer has no election to wait for: it asks for the leader at once.
+            s.election_deadline = now;
+        }
         actions.extend(self.tick_inner(now));
         actions
     }
