@@ -13,9 +13,10 @@ use common::Node;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    AddRaftVoterRequest, AddRaftVoterResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+    BrokerId, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RemoveRaftVoterRequest, RemoveRaftVoterResponse,
+    RequestHeader, ResponseHeader, TopicName, UpdateRaftVoterRequest, UpdateRaftVoterResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kraftd::protocol::record_batch::{BatchOptions, NewRecord, encode_batch};
@@ -533,6 +534,69 @@ fn controller_listener_serves_only_controller_apis() {
     let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 0, 4, &api_versions_request());
     assert_eq!(resp.error_code, 0);
     assert_still_serving(&node, "client APIs on the controller listener");
+    assert_eq!(node.stop().code(), Some(0));
+}
+
+/// The KIP-853 voter-change APIs claimed on the CONTROLLER listener answer every request with an
+/// error code on the same connection: malformed voters are refused with the reason before the
+/// Raft driver sees them, and a single static voter can neither gain nor lose a voter.
+#[test]
+fn voter_change_apis_answer_on_the_controller_listener() {
+    let mut node = start_node();
+    let mut c = Conn::open(node.controller_port);
+    let dir = uuid::Uuid::from_u128(0x5eed);
+
+    // Kafka's default cluster id is the empty string: another cluster's request.
+    let resp: AddRaftVoterResponse =
+        c.call(ApiKey::AddRaftVoter, 0, 1, &AddRaftVoterRequest::default());
+    assert_eq!(resp.error_code, 104, "INCONSISTENT_CLUSTER_ID: {resp:?}");
+
+    let no_listeners = AddRaftVoterRequest::default()
+        .with_cluster_id(None)
+        .with_timeout_ms(1_000)
+        .with_voter_id(2)
+        .with_voter_directory_id(dir);
+    let resp: AddRaftVoterResponse = c.call(ApiKey::AddRaftVoter, 0, 2, &no_listeners);
+    assert_eq!(resp.error_code, 42, "INVALID_REQUEST: {resp:?}");
+    let message = resp.error_message.as_deref().unwrap_or_default();
+    assert!(message.contains("names no listener"), "{message}");
+
+    // A well-formed voter that is not fetching: whatever the driver says, it is an error.
+    let add = no_listeners.with_listeners(vec![
+        kafka_protocol::messages::add_raft_voter_request::Listener::default()
+            .with_name(StrBytes::from_static_str("CONTROLLER"))
+            .with_host(StrBytes::from_static_str("127.0.0.1"))
+            .with_port(1),
+    ]);
+    let resp: AddRaftVoterResponse = c.call(ApiKey::AddRaftVoter, 0, 3, &add);
+    assert_ne!(resp.error_code, 0, "{resp:?}");
+
+    let remove = RemoveRaftVoterRequest::default()
+        .with_cluster_id(None)
+        .with_voter_id(1);
+    let resp: RemoveRaftVoterResponse = c.call(ApiKey::RemoveRaftVoter, 0, 4, &remove);
+    assert_eq!(resp.error_code, 42, "no directory id: {resp:?}");
+    let resp: RemoveRaftVoterResponse = c.call(
+        ApiKey::RemoveRaftVoter,
+        0,
+        5,
+        &remove.with_voter_directory_id(dir),
+    );
+    assert_ne!(resp.error_code, 0, "{resp:?}");
+
+    // Epoch 0 is older than any elected leader's: fenced, and the answer names the leader.
+    let update = UpdateRaftVoterRequest::default()
+        .with_cluster_id(None)
+        .with_current_leader_epoch(0)
+        .with_voter_id(1)
+        .with_voter_directory_id(dir);
+    let resp: UpdateRaftVoterResponse = c.call(ApiKey::UpdateRaftVoter, 0, 6, &update);
+    assert_eq!(resp.error_code, 74, "FENCED_LEADER_EPOCH: {resp:?}");
+    assert_eq!(resp.current_leader.leader_id, BrokerId(1));
+    assert!(resp.current_leader.leader_epoch >= 1, "{resp:?}");
+
+    let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, 7, &api_versions_request());
+    assert_eq!(resp.error_code, 0, "the connection still serves");
     assert_eq!(node.stop().code(), Some(0));
 }
 

@@ -19,6 +19,7 @@ use crate::metadata::MetadataReader;
 use crate::network::ListenerKind;
 use crate::raft::RaftHandle;
 
+mod add_raft_voter;
 mod allocate_producer_ids;
 mod alter_configs;
 mod alter_partition;
@@ -56,7 +57,9 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod raft_fetch;
+mod remove_raft_voter;
 mod sync_group;
+mod update_raft_voter;
 mod vote;
 
 /// The connection a request came in on.
@@ -149,6 +152,10 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerHeartbeat, 0, 1),
     // v2+ names topics by id; v3 carries the ISR members' broker epochs (KIP-903).
     (ApiKey::AlterPartition, 2, 3),
+    // KIP-853 voter changes, asked of the quorum leader.
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
+    (ApiKey::UpdateRaftVoter, 0, 0),
 ];
 
 pub fn apis_for(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
@@ -305,6 +312,9 @@ impl Dispatcher {
             ApiKey::EndQuorumEpoch => call!(end_quorum_epoch),
             ApiKey::DescribeQuorum => call!(describe_quorum),
             ApiKey::FetchSnapshot => call!(fetch_snapshot),
+            ApiKey::AddRaftVoter => call!(add_raft_voter),
+            ApiKey::RemoveRaftVoter => call!(remove_raft_voter),
+            ApiKey::UpdateRaftVoter => call!(update_raft_voter),
             ApiKey::ListOffsets => call!(list_offsets),
             ApiKey::CreateTopics => call!(create_topics),
             ApiKey::DeleteTopics => call!(delete_topics),
