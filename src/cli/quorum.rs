@@ -120,7 +120,7 @@ struct Replica {
     last_caught_up_timestamp: Option<i64>,
 }
 
-/// The leader's answer, reduced to what the two views print.
+/// The leader's answer, reduced to what the views print and the voter changes need.
 #[derive(Debug, Clone)]
 struct QuorumInfo {
     /// The address the leader answered at: where requests only the leader serves go.
@@ -180,12 +180,11 @@ pub(crate) fn add_voter(args: AddVoterArgs) -> Result<(), String> {
     let config = super::storage::load_config(&args.config, &overrides)?;
     let meta = MetaProperties::read(&config.metadata_log_dir()).map_err(|e| e.to_string())?;
     let joining = joining_controller(&config, meta)?;
+    let added = added_line(&joining.voter);
     let deadline = Instant::now() + Duration::from_millis(args.timeout_ms.max(1));
     let change = VoterChange::Add(joining);
     runtime()?.block_on(change_at_leader(&addrs, deadline, args.timeout_ms, &change))?;
-    if let VoterChange::Add(JoiningController { voter, .. }) = &change {
-        print(&format!("{}\n", added_line(voter)));
-    }
+    print(&format!("{added}\n"));
     Ok(())
 }
 
@@ -623,10 +622,11 @@ fn fatal_not_kafka(addr: &str, e: &ClientError) -> Failure {
     ))
 }
 
+/// `35 (UNSUPPORTED_VERSION)`: the code and, when known, Kafka's name for it.
 fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
-        Some(e) => format!("{code} ({e})"),
-        None => code.to_string(),
+        Some(ResponseError::Unknown(_)) | None => code.to_string(),
+        Some(_) => format!("{code} ({})", kafka_error_name(code)),
     }
 }
 
@@ -1542,6 +1542,8 @@ log.dirs=/var/lib/kraftd
         assert_eq!(kafka_error_name(127), "VOTER_NOT_FOUND");
         assert_eq!(kafka_error_name(-1), "UNKNOWN_SERVER_ERROR");
         assert_eq!(kafka_error_name(9999), "error code 9999");
+        assert_eq!(error_name(35), "35 (UNSUPPORTED_VERSION)");
+        assert_eq!(error_name(9999), "9999");
     }
 
     #[test]
