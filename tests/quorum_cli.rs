@@ -1,6 +1,8 @@
 //! `kraftd quorum status|replication` against a real node: the fields and layout of
 //! kafka-metadata-quorum.sh describe --status/--replication, their JSON forms, and the one-line
-//! errors for an address that is dead, mistyped or not a controller listener.
+//! errors for an address that is dead, mistyped or not a controller listener. `add-voter` and
+//! `remove-voter` (add-controller/remove-controller): what they check before asking, and the
+//! one-line error when the leader of a static single-voter quorum refuses.
 
 mod common;
 
@@ -258,4 +260,187 @@ fn every_voter_of_a_three_node_quorum_leads_the_command_to_the_same_leader() {
     assert_eq!(status.len(), 3, "{out}");
     assert_eq!(status[0], (leaders[0].0.as_str(), "Leader"), "{out}");
     assert!(status[1..].iter().all(|(_, s)| *s == "Follower"), "{out}");
+}
+
+// ---- add-voter / remove-voter ----
+
+/// Node 1's cluster id, from the meta.properties `--auto-format` wrote.
+fn cluster_id_of(node: &Node) -> String {
+    let text = std::fs::read_to_string(node.data_dir().join("meta.properties")).expect("meta");
+    text.lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .expect("cluster.id")
+        .to_string()
+}
+
+/// The config of controller 2, joining the quorum `bootstrap` names as Kafka 4.x's do (through
+/// controller.quorum.bootstrap.servers), in a dir of its own; not formatted.
+fn second_controller(bootstrap: &str, roles: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let listeners = if roles == "broker" {
+        format!("PLAINTEXT://127.0.0.1:{port}")
+    } else {
+        format!("CONTROLLER://127.0.0.1:{port}")
+    };
+    let text = format!(
+        "process.roles={roles}\nnode.id=2\n\
+         controller.quorum.bootstrap.servers={bootstrap}\n\
+         listeners={listeners}\n\
+         controller.listener.names=CONTROLLER\n\
+         log.dirs={}\n",
+        dir.path().join("data").display()
+    );
+    let path = dir.path().join("server.properties");
+    std::fs::write(&path, text).expect("write config");
+    let path = path.display().to_string();
+    (dir, path)
+}
+
+fn format(config: &str, cluster_id: &str) {
+    let (code, _, err) = run_kraftd(&[
+        "storage",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        config,
+        "--no-initial-controllers",
+    ]);
+    assert_eq!(code, 0, "format: {err}");
+}
+
+fn assert_one_error_line(code: i32, out: &str, err: &str) {
+    assert_eq!(code, 1, "stdout: {out} stderr: {err}");
+    assert_eq!(out, "", "nothing on stdout");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("kraftd: ") && err.contains(" Fix: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn add_voter_refuses_a_controller_that_is_not_formatted_or_not_a_controller() {
+    // Checked before any connection: the address need not answer.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (_dir, config) = second_controller(&dead, "controller");
+    let (code, out, err) = quorum(&["add-voter", "--bootstrap-controller", &dead, "-c", &config]);
+    assert_one_error_line(code, &out, &err);
+    assert!(
+        err.contains(
+            "is not formatted (no meta.properties), so node 2 has no directory id yet. \
+             Fix: run kraftd storage format -t <the quorum's cluster id> -c "
+        ) && err.contains("--no-initial-controllers first"),
+        "{err}"
+    );
+
+    let (_dir, config) = second_controller(&dead, "broker");
+    format(&config, "u79uuCXFSG-TEKL0JOGOlQ");
+    let (code, out, err) = quorum(&["add-voter", "--bootstrap-controller", &dead, "-c", &config]);
+    assert_one_error_line(code, &out, &err);
+    assert!(
+        err.contains("process.roles does not include controller, so node 2 cannot become a voter"),
+        "{err}"
+    );
+}
+
+#[test]
+fn add_controller_against_a_static_voter_prints_the_leaders_refusal() {
+    let node = Node::start(&[]);
+    let leader = controller(&node);
+    let (_dir, config) = second_controller(&leader, "controller");
+    format(&config, &cluster_id_of(&node));
+    // Kafka's spelling: add-controller --command-config.
+    let (code, out, err) = quorum(&[
+        "add-controller",
+        "--bootstrap-controller",
+        &leader,
+        "--command-config",
+        &config,
+        "--timeout-ms",
+        "10000",
+    ]);
+    assert_one_error_line(code, &out, &err);
+    // A static quorum (controller.quorum.voters) cannot gain a voter; the error code is the
+    // leader's to choose.
+    assert!(
+        err.starts_with(&format!(
+            "kraftd: cannot add controller 2: the leader (node 1 at {leader}) answered "
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn add_voter_formatted_for_another_cluster_is_refused_by_the_leader() {
+    let node = Node::start(&[]);
+    let leader = controller(&node);
+    let (_dir, config) = second_controller(&leader, "controller");
+    let (_, other, _) = run_kraftd(&["storage", "random-uuid"]);
+    format(&config, other.trim());
+    let (code, out, err) = quorum(&[
+        "add-voter",
+        "--bootstrap-controller",
+        &leader,
+        "-c",
+        &config,
+    ]);
+    assert_one_error_line(code, &out, &err);
+    assert!(
+        err.contains("answered INCONSISTENT_CLUSTER_ID")
+            && err.contains(&format!(
+                "formatted with cluster id {}, not the quorum's",
+                other.trim()
+            )),
+        "{err}"
+    );
+}
+
+#[test]
+fn remove_voter_of_an_unknown_or_static_voter_fails_with_one_line() {
+    let node = Node::start(&[]);
+    let leader = controller(&node);
+    let (code, out, err) = quorum(&[
+        "remove-controller",
+        "--bootstrap-controller",
+        &leader,
+        "--controller-id",
+        "9",
+    ]);
+    assert_one_error_line(code, &out, &err);
+    assert_eq!(
+        err,
+        "kraftd: cannot remove controller 9: VOTER_NOT_FOUND: the leader (node 1) lists the \
+         voters 1. Fix: pass the id of a voter (kraftd quorum status lists them)\n"
+    );
+
+    // Voter 1 of a static quorum has no directory id to remove it by.
+    let (code, out, err) = quorum(&["remove-voter", "--bootstrap-controller", &leader, "-i", "1"]);
+    assert_one_error_line(code, &out, &err);
+    assert!(err.contains("static quorum"), "{err}");
+
+    // Given one, the leader decides, and a static quorum keeps its voter.
+    let (_, dir, _) = run_kraftd(&["storage", "random-uuid"]);
+    let (code, out, err) = quorum(&[
+        "remove-voter",
+        "--bootstrap-controller",
+        &leader,
+        "-i",
+        "1",
+        "--controller-directory-id",
+        dir.trim(),
+    ]);
+    assert_one_error_line(code, &out, &err);
+    assert!(
+        err.starts_with(&format!(
+            "kraftd: cannot remove controller 1: the leader (node 1 at {leader}) answered "
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        status_fields(&quorum(&["status", "--bootstrap-controller", &leader]).1)["LeaderId"],
+        "1",
+        "the voter is still there"
+    );
 }

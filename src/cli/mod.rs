@@ -32,7 +32,7 @@ enum Command {
     /// Inspect the metadata log.
     #[command(subcommand)]
     Metadata(MetadataCommand),
-    /// Describe the metadata quorum (like kafka-metadata-quorum.sh describe).
+    /// Describe the metadata quorum and change its voters (like kafka-metadata-quorum.sh).
     #[command(subcommand)]
     Quorum(QuorumCommand),
     /// Print the version.
@@ -60,6 +60,12 @@ enum QuorumCommand {
     /// Each voter's and observer's log end offset, lag and last contact (describe
     /// --replication).
     Replication(quorum::ReplicationArgs),
+    /// Make a running controller, fetching as an observer, a voter (add-controller).
+    #[command(alias = "add-controller")]
+    AddVoter(quorum::AddVoterArgs),
+    /// Remove a voter (remove-controller).
+    #[command(alias = "remove-controller")]
+    RemoveVoter(quorum::RemoveVoterArgs),
 }
 
 #[derive(Subcommand)]
@@ -198,6 +204,8 @@ pub fn run() -> i32 {
         },
         Command::Quorum(QuorumCommand::Status(args)) => quorum::status(args),
         Command::Quorum(QuorumCommand::Replication(args)) => quorum::replication(args),
+        Command::Quorum(QuorumCommand::AddVoter(args)) => quorum::add_voter(args),
+        Command::Quorum(QuorumCommand::RemoveVoter(args)) => quorum::remove_voter(args),
     };
     match result {
         Ok(()) => 0,

@@ -1,23 +1,30 @@
-//! `kraftd quorum status|replication`, like `kafka-metadata-quorum.sh --bootstrap-controller ...
-//! describe --status|--replication`: asks a controller for DescribeQuorum, follows
-//! NOT_LEADER_OR_FOLLOWER to the leader (only the leader knows every replica's progress) and
-//! prints Kafka's layout, or JSON. Everything comes from the wire: this module must not read a
-//! local config or data dir, so it works from any host that can reach a controller.
+//! `kraftd quorum status|replication|add-voter|remove-voter`, like `kafka-metadata-quorum.sh
+//! --bootstrap-controller ... describe --status|--replication|add-controller|remove-controller`:
+//! asks a controller for DescribeQuorum, follows NOT_LEADER_OR_FOLLOWER to the leader (only the
+//! leader knows every replica's progress and changes the voters) and prints Kafka's layout, or
+//! JSON, or sends the leader AddRaftVoter/RemoveRaftVoter. Everything comes from the wire, so it
+//! works from any host that can reach a controller, except what add-voter must know of the
+//! controller it adds: its config and the directory id in its meta.properties, read on its host.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_raft_voter_request;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::describe_quorum_response::{self, ReplicaState};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, DescribeClusterRequest, DescribeQuorumRequest, TopicName,
+    AddRaftVoterRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest,
+    DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
-use crate::log::meta_properties::kafka_uuid_string;
+use crate::config::ServerConfig;
+use crate::log::meta_properties::{MetaProperties, kafka_uuid_string, parse_kafka_uuid};
 use crate::network::client::{ClientError, KafkaConnection};
+use crate::raft::snapshot::VoterSpec;
 
 const CLIENT_ID: &str = "kraftd-quorum";
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -29,6 +36,10 @@ const API_VERSIONS_VERSION: i16 = 3;
 /// DescribeCluster v1 is the first with an endpoint type; 2 asks for controllers (KIP-919).
 const DESCRIBE_CLUSTER_VERSION: i16 = 1;
 const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+/// The most one AddRaftVoter/RemoveRaftVoter may take at the leader (catching up, committing).
+const VOTER_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than that we wait for the answer, so the leader's own timeout answer arrives.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 /// Pause between rounds while the quorum elects a leader or the named leader is unreachable.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// The width of Kafka's `describe --status` keys, colon included, so columns line up the same.
@@ -62,6 +73,42 @@ pub(crate) struct ReplicationArgs {
     human_readable: bool,
 }
 
+#[derive(clap::Args)]
+pub(crate) struct AddVoterArgs {
+    /// Controllers to ask: host:port of their CONTROLLER listener, comma-separated.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
+    bootstrap_controller: String,
+    /// The server.properties of the controller to add (run this on its host: its directory id
+    /// is read from the meta.properties of its metadata log dir).
+    #[arg(short = 'c', long = "config", visible_alias = "command-config")]
+    config: PathBuf,
+    /// Override a key of that config, as given to its `kraftd start`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Give up after this many milliseconds in all (finding the leader, following it when it
+    /// changes); each AddRaftVoter waits at most 30 s of it for the new voter to catch up.
+    #[arg(long, default_value_t = 60_000)]
+    timeout_ms: u64,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RemoveVoterArgs {
+    /// Controllers to ask: host:port of their CONTROLLER listener, comma-separated.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
+    bootstrap_controller: String,
+    /// The node id of the voter to remove.
+    #[arg(short = 'i', long, value_parser = clap::value_parser!(i32).range(0..))]
+    controller_id: i32,
+    /// Its directory id as `kraftd quorum status` prints it; by default the one the leader
+    /// reports for that voter.
+    #[arg(short = 'd', long, value_name = "DIRECTORY_ID")]
+    controller_directory_id: Option<String>,
+    /// Give up after this many milliseconds in all (finding the leader, following it when it
+    /// changes, waiting for the change to commit).
+    #[arg(long, default_value_t = 60_000)]
+    timeout_ms: u64,
+}
+
 /// One replica of the metadata partition as the leader reports it. Timestamps are the leader's
 /// wall clock in ms; None where the leader sent -1 (never fetched, or a v0 answer).
 #[derive(Debug, Clone, PartialEq)]
@@ -73,9 +120,11 @@ struct Replica {
     last_caught_up_timestamp: Option<i64>,
 }
 
-/// The leader's answer, reduced to what the two views print.
+/// The leader's answer, reduced to what the views print and the voter changes need.
 #[derive(Debug, Clone)]
 struct QuorumInfo {
+    /// The address the leader answered at: where requests only the leader serves go.
+    leader_addr: String,
     cluster_id: Option<String>,
     leader_id: i32,
     leader_epoch: i32,
@@ -120,6 +169,45 @@ pub(crate) fn replication(args: ReplicationArgs) -> Result<(), String> {
         replication_text(&info, args.human_readable.then(now_ms))?
     };
     print(&text);
+    Ok(())
+}
+
+/// `kafka-metadata-quorum.sh add-controller`: makes the controller of `args.config`, which must
+/// already run and fetch the metadata log as an observer, a voter.
+pub(crate) fn add_voter(args: AddVoterArgs) -> Result<(), String> {
+    let addrs = parse_bootstrap(&args.bootstrap_controller)?;
+    let overrides = super::parse_overrides(&args.overrides)?;
+    let config = super::storage::load_config(&args.config, &overrides)?;
+    let meta = MetaProperties::read(&config.metadata_log_dir()).map_err(|e| e.to_string())?;
+    let joining = joining_controller(&config, meta)?;
+    let added = added_line(&joining.voter);
+    let deadline = Instant::now() + Duration::from_millis(args.timeout_ms.max(1));
+    let change = VoterChange::Add(joining);
+    runtime()?.block_on(change_at_leader(&addrs, deadline, args.timeout_ms, &change))?;
+    print(&format!("{added}\n"));
+    Ok(())
+}
+
+/// `kafka-metadata-quorum.sh remove-controller`.
+pub(crate) fn remove_voter(args: RemoveVoterArgs) -> Result<(), String> {
+    let addrs = parse_bootstrap(&args.bootstrap_controller)?;
+    let directory_id = args
+        .controller_directory_id
+        .as_deref()
+        .map(parse_directory_id)
+        .transpose()?;
+    let deadline = Instant::now() + Duration::from_millis(args.timeout_ms.max(1));
+    let change = VoterChange::Remove {
+        id: args.controller_id,
+        directory_id,
+    };
+    let removed =
+        runtime()?.block_on(change_at_leader(&addrs, deadline, args.timeout_ms, &change))?;
+    print(&format!(
+        "Removed controller {} with directory id {}\n",
+        args.controller_id,
+        kafka_uuid_string(&removed)
+    ));
     Ok(())
 }
 
@@ -401,12 +489,16 @@ fn parse_bootstrap(raw: &str) -> Result<Vec<String>, String> {
     Ok(addrs)
 }
 
-fn query(args: &QuorumArgs) -> Result<QuorumInfo, String> {
-    let addrs = parse_bootstrap(&args.bootstrap_controller)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+}
+
+fn query(args: &QuorumArgs) -> Result<QuorumInfo, String> {
+    let addrs = parse_bootstrap(&args.bootstrap_controller)?;
+    let runtime = runtime()?;
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     runtime.block_on(find_leader(
         &addrs,
@@ -530,27 +622,36 @@ fn fatal_not_kafka(addr: &str, e: &ClientError) -> Failure {
     ))
 }
 
+/// `35 (UNSUPPORTED_VERSION)`: the code and, when known, Kafka's name for it.
 fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
-        Some(e) => format!("{code} ({e})"),
-        None => code.to_string(),
+        Some(ResponseError::Unknown(_)) | None => code.to_string(),
+        Some(_) => format!("{code} ({})", kafka_error_name(code)),
     }
 }
 
-/// One DescribeQuorum exchange with `addr`, preceded by ApiVersions to pick the version and to
-/// tell a broker listener (which does not serve DescribeQuorum) from a controller's.
-async fn describe_at(addr: &str, deadline: Instant) -> Result<Reply, Failure> {
-    let left = || deadline.saturating_duration_since(Instant::now());
-    let unreachable = |e: ClientError| match e {
+/// What a failed exchange with `addr` means: a peer that answers with something other than Kafka
+/// is the wrong address, anything else may get better.
+fn failure(addr: &str, e: ClientError) -> Failure {
+    match e {
         ClientError::Protocol { .. } => fatal_not_kafka(addr, &e),
         _ => Failure::Unreachable(reason(&e)),
-    };
+    }
+}
+
+/// A connection to `addr` and the API versions it serves (ApiVersions), which tells a
+/// controller listener from a broker's and picks the versions to speak.
+async fn open(
+    addr: &str,
+    deadline: Instant,
+) -> Result<(KafkaConnection, ApiVersionsResponse), Failure> {
+    let left = || deadline.saturating_duration_since(Instant::now());
     if left().is_zero() {
         return Err(Failure::Unreachable("no time left".to_string()));
     }
     let mut conn = KafkaConnection::connect(addr, CLIENT_ID, left())
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| failure(addr, e))?;
     let versions = conn
         .send(
             API_VERSIONS_VERSION,
@@ -560,7 +661,7 @@ async fn describe_at(addr: &str, deadline: Instant) -> Result<Reply, Failure> {
             left(),
         )
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| failure(addr, e))?;
     if versions.error_code != 0 {
         return Err(Failure::Fatal(format!(
             "{addr} refused ApiVersions with error {}. Fix: pass the host:port of a kraftd or \
@@ -568,13 +669,24 @@ async fn describe_at(addr: &str, deadline: Instant) -> Result<Reply, Failure> {
             error_name(versions.error_code)
         )));
     }
-    let range = |key: ApiKey| {
-        versions
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == key as i16)
-            .map(|k| (k.min_version, k.max_version))
-    };
+    Ok((conn, versions))
+}
+
+/// The (min, max) versions of `key` an ApiVersions answer lists.
+fn served(versions: &ApiVersionsResponse, key: ApiKey) -> Option<(i16, i16)> {
+    versions
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == key as i16)
+        .map(|k| (k.min_version, k.max_version))
+}
+
+/// One DescribeQuorum exchange with `addr`, preceded by ApiVersions to pick the version and to
+/// tell a broker listener (which does not serve DescribeQuorum) from a controller's.
+async fn describe_at(addr: &str, deadline: Instant) -> Result<Reply, Failure> {
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let (mut conn, versions) = open(addr, deadline).await?;
+    let range = |key: ApiKey| served(&versions, key);
     let Some((min, max)) = range(ApiKey::DescribeQuorum) else {
         return Err(Failure::Fatal(format!(
             "{addr} does not serve DescribeQuorum: it is not a controller listener (a broker's \
@@ -598,7 +710,7 @@ async fn describe_at(addr: &str, deadline: Instant) -> Result<Reply, Failure> {
     let response = conn
         .send(version, &request, left())
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| failure(addr, e))?;
     if response.error_code != 0 {
         return Err(Failure::Fatal(format!(
             "{addr} answered DescribeQuorum with error {}{}. Fix: check that controller's log",
@@ -664,6 +776,7 @@ async fn describe_at(addr: &str, deadline: Instant) -> Result<Reply, Failure> {
             .then_some(r.last_caught_up_timestamp),
     };
     Ok(Reply::Leader(QuorumInfo {
+        leader_addr: addr.to_string(),
         cluster_id,
         leader_id,
         leader_epoch: partition.leader_epoch,
@@ -710,6 +823,407 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Changing the voters (KIP-853).
+
+/// The controller `add-voter` makes a voter, as Kafka's add-controller reads it from the
+/// controller's own config and meta.properties.
+#[derive(Debug, Clone, PartialEq)]
+struct JoiningController {
+    voter: VoterSpec,
+    /// Sent with the request, so that a controller formatted for another cluster is refused.
+    cluster_id: String,
+}
+
+enum VoterChange {
+    Add(JoiningController),
+    /// `directory_id` None: the one the leader reports for voter `id`.
+    Remove {
+        id: i32,
+        directory_id: Option<uuid::Uuid>,
+    },
+}
+
+impl VoterChange {
+    fn id(&self) -> i32 {
+        match self {
+            VoterChange::Add(j) => j.voter.id,
+            VoterChange::Remove { id, .. } => *id,
+        }
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            VoterChange::Add(_) => "add",
+            VoterChange::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// Node id, directory id and controller endpoints of the controller `config` describes; `meta`
+/// is the meta.properties of its metadata log dir (None: not formatted).
+fn joining_controller(
+    config: &ServerConfig,
+    meta: Option<MetaProperties>,
+) -> Result<JoiningController, String> {
+    let file = config.source().display();
+    let id = config.node_id;
+    if !config.is_controller() {
+        return Err(format!(
+            "{file}: process.roles does not include controller, so node {id} cannot become a \
+             voter. Fix: pass the config of the controller to add (process.roles=controller or \
+             broker,controller) with -c"
+        ));
+    }
+    let metadata_dir = config.metadata_log_dir();
+    let meta_path = MetaProperties::path_in(&metadata_dir);
+    let Some(meta) = meta else {
+        return Err(format!(
+            "{} is not formatted (no meta.properties), so node {id} has no directory id yet. \
+             Fix: run kraftd storage format -t <the quorum's cluster id> -c {file} \
+             --no-initial-controllers first, start the node, then add it",
+            metadata_dir.display()
+        ));
+    };
+    if meta.node_id != id {
+        return Err(format!(
+            "{} belongs to node {} but {file} sets node.id={id}. Fix: pass the config this \
+             metadata log dir was formatted with",
+            meta_path.display(),
+            meta.node_id
+        ));
+    }
+    let directory_id = meta
+        .directory_id
+        .as_deref()
+        .and_then(parse_kafka_uuid)
+        .filter(|d| !d.is_nil())
+        .ok_or_else(|| {
+            format!(
+                "{} has no valid directory.id, which names this controller among the voters. \
+                 Fix: format the metadata log dir again with kraftd storage format \
+                 --no-initial-controllers (it writes one)",
+                meta_path.display()
+            )
+        })?;
+    Ok(JoiningController {
+        voter: VoterSpec {
+            id,
+            directory_id,
+            endpoints: controller_endpoints(config)?,
+        },
+        cluster_id: meta.cluster_id,
+    })
+}
+
+/// The controller listeners the other voters will connect to, as Kafka's add-controller takes
+/// them: the `advertised.listeners` entry of each of `controller.listener.names`, else its
+/// `listeners` entry. A wildcard host only says where to bind, not where to connect.
+fn controller_endpoints(config: &ServerConfig) -> Result<Vec<(String, String, u16)>, String> {
+    let file = config.source().display();
+    if config.advertised_controller_listeners.is_empty() {
+        return Err(format!(
+            "{file}: none of controller.listener.names ({}) is in listeners or \
+             advertised.listeners, so the voters could not reach node {}. Fix: add \
+             CONTROLLER://<this host>:9093 to listeners and set controller.listener.names=CONTROLLER",
+            config.controller_listener_names.join(","),
+            config.node_id
+        ));
+    }
+    config
+        .advertised_controller_listeners
+        .iter()
+        .map(|l| {
+            let host = l.host.as_deref().unwrap_or_default();
+            let wildcard = host.is_empty()
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_unspecified());
+            if wildcard {
+                return Err(format!(
+                    "{file}: controller listener {} has no address the other voters can connect \
+                     to ('{}' binds every interface). Fix: add {}://<this host's name or IP>:{} \
+                     to advertised.listeners",
+                    l.name,
+                    host_port(host, l.port),
+                    l.name,
+                    l.port
+                ));
+            }
+            Ok((l.name.clone(), host.to_string(), l.port))
+        })
+        .collect()
+}
+
+/// Kafka's add-controller line.
+fn added_line(voter: &VoterSpec) -> String {
+    let endpoints: Vec<String> = voter
+        .endpoints
+        .iter()
+        .map(|(name, host, port)| format!("{name}://{}", host_port(host, *port)))
+        .collect();
+    format!(
+        "Added controller {} with directory id {} and endpoints: {}",
+        voter.id,
+        kafka_uuid_string(&voter.directory_id),
+        endpoints.join(", ")
+    )
+}
+
+fn parse_directory_id(raw: &str) -> Result<uuid::Uuid, String> {
+    let id = parse_kafka_uuid(raw.trim()).ok_or_else(|| {
+        format!(
+            "--controller-directory-id '{raw}' is not a Kafka uuid (22 characters of URL-safe \
+             base64). Fix: copy the voter's directoryId from kraftd quorum status, or leave the \
+             option out to use the one the leader reports"
+        )
+    })?;
+    if id.is_nil() {
+        return Err(format!(
+            "--controller-directory-id '{raw}' is the zero uuid: a voter without a directory id \
+             belongs to a static quorum (controller.quorum.voters), whose voters cannot be \
+             removed. Fix: pass the directoryId kraftd quorum status prints for the voter"
+        ));
+    }
+    Ok(id)
+}
+
+/// The directory id the leader reports for voter `id`: remove-voter without
+/// --controller-directory-id.
+fn voter_directory_id(info: &QuorumInfo, id: i32) -> Result<uuid::Uuid, String> {
+    let Some(voter) = info.voters.iter().find(|v| v.id == id) else {
+        let ids: Vec<String> = info.voters.iter().map(|v| v.id.to_string()).collect();
+        return Err(format!(
+            "cannot remove controller {id}: VOTER_NOT_FOUND: the leader (node {}) lists the \
+             voters {}. Fix: pass the id of a voter (kraftd quorum status lists them)",
+            info.leader_id,
+            ids.join(", ")
+        ));
+    };
+    if voter.directory_id.is_nil() {
+        return Err(format!(
+            "cannot remove controller {id}: the leader (node {}) reports no directory id for \
+             it, so it is a voter of a static quorum (controller.quorum.voters), whose voters \
+             cannot change. Fix: only a quorum formatted with --standalone or \
+             --initial-controllers can lose a voter",
+            info.leader_id
+        ));
+    }
+    Ok(voter.directory_id)
+}
+
+/// Kafka's name of an error code (`REQUEST_TIMED_OUT`), as its tools print it.
+fn kafka_error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_string(),
+        Some(ResponseError::Unknown(code)) => format!("error code {code}"),
+        Some(e) => {
+            let mut name = String::new();
+            for (i, c) in e.to_string().chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    name.push('_');
+                }
+                name.push(c.to_ascii_uppercase());
+            }
+            name
+        }
+    }
+}
+
+/// What to do about the leader's refusal `code`.
+fn fix_for(change: &VoterChange, code: i16) -> String {
+    let id = change.id();
+    let static_quorum = "the quorum's voters are fixed (a static quorum from \
+        controller.quorum.voters, kraft.version 0); only a quorum formatted with --standalone or \
+        --initial-controllers can change its voters";
+    match (change, code) {
+        (VoterChange::Add(_), 7) => "start the new controller first (it must be fetching the \
+            metadata log as an observer) and retry once it has caught up; a voter change already \
+            under way must finish first"
+            .to_string(),
+        (VoterChange::Add(_), 126) => format!(
+            "nothing to do: controller {id} is already a voter (kraftd quorum status lists them)"
+        ),
+        (VoterChange::Add(j), 104) => format!(
+            "the new controller was formatted with cluster id {}, not the quorum's: format it \
+             again with the quorum's cluster id (the ClusterId line of kraftd quorum status) and \
+             --no-initial-controllers",
+            j.cluster_id
+        ),
+        (VoterChange::Add(_), 42) => "correct what the message names in the new controller's \
+            config or meta.properties, then retry"
+            .to_string(),
+        (VoterChange::Remove { .. }, 7) => "a majority of the remaining voters must run and be \
+            caught up to commit the change (see kraftd quorum replication); a voter change \
+            already under way must finish first. Then retry"
+            .to_string(),
+        (VoterChange::Remove { .. }, 127) => format!(
+            "controller {id} with that directory id is not a voter, or is the last one (kraftd \
+             quorum status lists the voters and their directory ids)"
+        ),
+        (VoterChange::Remove { .. }, 42) => {
+            "pass the voter's id and directoryId as kraftd quorum status prints them".to_string()
+        }
+        (_, 35) => static_quorum.to_string(),
+        _ => "see the leader's log for the reason".to_string(),
+    }
+}
+
+/// The one error line for a leader's refusal. `retried_unanswered`: an earlier attempt got no
+/// answer, so it may be what made the change the leader now refuses as done.
+fn refusal(
+    change: &VoterChange,
+    info: &QuorumInfo,
+    code: i16,
+    message: Option<&str>,
+    retried_unanswered: bool,
+) -> String {
+    let message = match message.map(str::trim) {
+        Some(m) if !m.is_empty() => format!(": {}", m.trim_end_matches('.')),
+        _ => String::new(),
+    };
+    let lost = if retried_unanswered
+        && matches!(
+            (change, code),
+            (VoterChange::Add(_), 126) | (VoterChange::Remove { .. }, 127)
+        ) {
+        " (an earlier attempt got no answer and may have made the change)"
+    } else {
+        ""
+    };
+    format!(
+        "cannot {} controller {}: the leader (node {} at {}) answered {}{message}{lost}. Fix: {}",
+        change.verb(),
+        change.id(),
+        info.leader_id,
+        info.leader_addr,
+        kafka_error_name(code),
+        fix_for(change, code)
+    )
+}
+
+/// Finds the leader and asks it for `change`, following the leadership until `deadline` when
+/// it moves (NOT_LEADER_OR_FOLLOWER, or no answer). Returns the directory id of the voter
+/// changed.
+async fn change_at_leader(
+    addrs: &[String],
+    deadline: Instant,
+    timeout_ms: u64,
+    change: &VoterChange,
+) -> Result<uuid::Uuid, String> {
+    let mut unanswered = false;
+    loop {
+        let info = find_leader(addrs, deadline, timeout_ms).await?;
+        let addr = info.leader_addr.as_str();
+        let (directory_id, answer) = match change {
+            VoterChange::Add(j) => {
+                let wait = change_wait(deadline);
+                let request = add_request(j, wait);
+                let answer = send_change(addr, &request, wait, deadline)
+                    .await
+                    .map(|r| (r.error_code, r.error_message.map(|m| m.to_string())));
+                (j.voter.directory_id, answer)
+            }
+            VoterChange::Remove { id, directory_id } => {
+                let directory_id = match directory_id {
+                    Some(d) => *d,
+                    None => voter_directory_id(&info, *id)?,
+                };
+                let request = RemoveRaftVoterRequest::default()
+                    .with_cluster_id(info.cluster_id.clone().map(StrBytes::from_string))
+                    .with_voter_id(*id)
+                    .with_voter_directory_id(directory_id);
+                let answer = send_change(addr, &request, change_wait(deadline), deadline)
+                    .await
+                    .map(|r| (r.error_code, r.error_message.map(|m| m.to_string())));
+                (directory_id, answer)
+            }
+        };
+        let note = match answer {
+            Ok((0, _)) => return Ok(directory_id),
+            Ok((NOT_LEADER_OR_FOLLOWER, message)) => format!(
+                "node {} at {addr} no longer leads{}",
+                info.leader_id,
+                message.map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+            Ok((code, message)) => {
+                return Err(refusal(change, &info, code, message.as_deref(), unanswered));
+            }
+            Err(Failure::Unreachable(why)) => {
+                unanswered = true;
+                format!("the leader (node {}) at {addr}: {why}", info.leader_id)
+            }
+            Err(Failure::Fatal(line)) => return Err(line),
+        };
+        if Instant::now() + RETRY_BACKOFF >= deadline {
+            return Err(format!(
+                "cannot {} controller {}: no leader took the request within {timeout_ms} ms; \
+                 last, {note}. Fix: a majority of the voters must run and reach each other; to \
+                 wait longer, raise --timeout-ms",
+                change.verb(),
+                change.id()
+            ));
+        }
+        tokio::time::sleep(RETRY_BACKOFF).await;
+    }
+}
+
+/// AddRaftVoter for `j`; `wait` bounds how long the leader may take (catch-up and commit).
+fn add_request(j: &JoiningController, wait: Duration) -> AddRaftVoterRequest {
+    let listeners = j
+        .voter
+        .endpoints
+        .iter()
+        .map(|(name, host, port)| {
+            add_raft_voter_request::Listener::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_host(StrBytes::from_string(host.clone()))
+                .with_port(*port)
+        })
+        .collect();
+    AddRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_string(j.cluster_id.clone())))
+        .with_timeout_ms(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
+        .with_voter_id(j.voter.id)
+        .with_voter_directory_id(j.voter.directory_id)
+        .with_listeners(listeners)
+}
+
+/// How long one voter change may take at the leader: the request's share of what is left.
+fn change_wait(deadline: Instant) -> Duration {
+    VOTER_CHANGE_TIMEOUT
+        .min(deadline.saturating_duration_since(Instant::now()))
+        .max(Duration::from_millis(1))
+}
+
+/// One AddRaftVoter or RemoveRaftVoter exchange with `addr`; the answer is awaited a little
+/// longer than the leader may take, so that its own REQUEST_TIMED_OUT arrives.
+async fn send_change<R: Request>(
+    addr: &str,
+    request: &R,
+    wait: Duration,
+    deadline: Instant,
+) -> Result<R::Response, Failure> {
+    let (mut conn, versions) = open(addr, deadline).await?;
+    let name = ApiKey::try_from(R::KEY)
+        .map(|k| format!("{k:?}"))
+        .unwrap_or_else(|_| format!("api key {}", R::KEY));
+    let v0 = ApiKey::try_from(R::KEY)
+        .ok()
+        .and_then(|k| served(&versions, k))
+        .is_some_and(|(min, max)| min <= 0 && 0 <= max);
+    if !v0 {
+        return Err(Failure::Fatal(format!(
+            "{addr} does not serve {name} v0: its controller predates KIP-853 voter changes. \
+             Fix: upgrade the controllers (Kafka 3.9+ or this kraftd) and format the quorum with \
+             --standalone or --initial-controllers"
+        )));
+    }
+    conn.send(0, request, wait + ANSWER_MARGIN)
+        .await
+        .map_err(|e| failure(addr, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,6 +1240,7 @@ mod tests {
 
     fn three_voters() -> QuorumInfo {
         QuorumInfo {
+            leader_addr: "h2:9093".to_string(),
             cluster_id: None,
             leader_id: 2,
             leader_epoch: 7,
@@ -851,5 +1366,236 @@ mod tests {
     fn ipv6_hosts_are_bracketed() {
         assert_eq!(host_port("::1", 9093), "[::1]:9093");
         assert_eq!(host_port("h", 9093), "h:9093");
+    }
+
+    // ---- add-voter / remove-voter ----
+
+    /// A controller joining a dynamic quorum, as in Kafka's quickstart for a second controller.
+    const JOINING: &str = "\
+process.roles=controller
+node.id=2
+controller.quorum.bootstrap.servers=ctrl1:9093
+listeners=CONTROLLER://0.0.0.0:9095
+advertised.listeners=CONTROLLER://ctrl2:9095
+controller.listener.names=CONTROLLER
+log.dirs=/var/lib/kraftd
+";
+    const DIR2: &str = "MvDxzVmcRsaTz33bUuRU6A";
+
+    fn config(text: &str) -> ServerConfig {
+        ServerConfig::from_str(
+            text,
+            std::path::Path::new("/etc/kraftd/ctrl2.properties"),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn formatted(node_id: i32, directory_id: Option<&str>) -> Option<MetaProperties> {
+        Some(MetaProperties {
+            version: 1,
+            cluster_id: "u79uuCXFSG-TEKL0JOGOlQ".to_string(),
+            node_id,
+            directory_id: directory_id.map(String::from),
+        })
+    }
+
+    fn voter(id: i32, dir: &str, endpoints: &[(&str, &str, u16)]) -> VoterSpec {
+        VoterSpec {
+            id,
+            directory_id: parse_kafka_uuid(dir).expect("uuid"),
+            endpoints: endpoints
+                .iter()
+                .map(|(n, h, p)| (n.to_string(), h.to_string(), *p))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_joining_controller_is_its_node_id_directory_id_and_advertised_endpoint() {
+        let joining =
+            joining_controller(&config(JOINING), formatted(2, Some(DIR2))).expect("joining");
+        assert_eq!(
+            joining,
+            JoiningController {
+                voter: voter(2, DIR2, &[("CONTROLLER", "ctrl2", 9095)]),
+                cluster_id: "u79uuCXFSG-TEKL0JOGOlQ".to_string(),
+            }
+        );
+        assert_eq!(
+            added_line(&joining.voter),
+            format!(
+                "Added controller 2 with directory id {DIR2} and endpoints: CONTROLLER://ctrl2:9095"
+            )
+        );
+    }
+
+    #[test]
+    fn without_an_advertised_entry_the_listener_is_used_unless_it_is_a_wildcard() {
+        let no_advertised = JOINING.replace("advertised.listeners=CONTROLLER://ctrl2:9095\n", "");
+        let c = config(&no_advertised.replace("0.0.0.0", "[::1]"));
+        assert_eq!(
+            controller_endpoints(&c),
+            Ok(vec![("CONTROLLER".to_string(), "::1".to_string(), 9095)])
+        );
+        assert_eq!(
+            added_line(&voter(2, DIR2, &[("CONTROLLER", "::1", 9095)])),
+            format!(
+                "Added controller 2 with directory id {DIR2} and endpoints: CONTROLLER://[::1]:9095"
+            )
+        );
+        // (The config loader itself refuses to advertise 0.0.0.0, as Kafka's.)
+        for bind_all in ["", "[::]"] {
+            let c = config(&no_advertised.replace("0.0.0.0", bind_all));
+            let err = controller_endpoints(&c).expect_err(bind_all);
+            assert!(
+                err.starts_with(
+                    "/etc/kraftd/ctrl2.properties: controller listener CONTROLLER has no address"
+                ) && err.contains(
+                    "Fix: add CONTROLLER://<this host's name or IP>:9095 to advertised.listeners"
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn add_voter_refuses_what_cannot_become_a_voter_with_the_fix() {
+        let c = config(JOINING);
+        let err = joining_controller(&c, None).expect_err("not formatted");
+        assert!(
+            err.starts_with("/var/lib/kraftd is not formatted")
+                && err.contains("Fix: run kraftd storage format -t <the quorum's cluster id> -c /etc/kraftd/ctrl2.properties --no-initial-controllers first"),
+            "{err}"
+        );
+        let err = joining_controller(&c, formatted(3, Some(DIR2))).expect_err("other node");
+        assert!(err.contains("belongs to node 3 but"), "{err}");
+        for bad in [None, Some("not-a-uuid"), Some("AAAAAAAAAAAAAAAAAAAAAA")] {
+            let err = joining_controller(&c, formatted(2, bad)).expect_err("no directory id");
+            assert!(err.contains("has no valid directory.id"), "{err}");
+        }
+        let broker = JOINING
+            .replace("process.roles=controller", "process.roles=broker")
+            .replace(
+                "listeners=CONTROLLER://0.0.0.0:9095",
+                "listeners=PLAINTEXT://:9092",
+            )
+            .replace(
+                "advertised.listeners=CONTROLLER://ctrl2:9095",
+                "advertised.listeners=PLAINTEXT://ctrl2:9092",
+            );
+        let err =
+            joining_controller(&config(&broker), formatted(2, Some(DIR2))).expect_err("broker");
+        assert!(
+            err.contains(
+                "process.roles does not include controller, so node 2 cannot become a voter. Fix: "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn add_voter_sends_the_voter_its_endpoints_and_its_cluster_id() {
+        let joining =
+            joining_controller(&config(JOINING), formatted(2, Some(DIR2))).expect("joining");
+        let r = add_request(&joining, Duration::from_secs(30));
+        assert_eq!(r.cluster_id.as_deref(), Some("u79uuCXFSG-TEKL0JOGOlQ"));
+        assert_eq!(r.timeout_ms, 30_000);
+        assert_eq!(r.voter_id, 2);
+        assert_eq!(kafka_uuid_string(&r.voter_directory_id), DIR2);
+        let listeners: Vec<(&str, &str, u16)> = r
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.host.as_str(), l.port))
+            .collect();
+        assert_eq!(listeners, [("CONTROLLER", "ctrl2", 9095)]);
+    }
+
+    #[test]
+    fn remove_voter_takes_the_directory_id_the_leader_reports() {
+        let mut info = three_voters();
+        let dir = parse_kafka_uuid(DIR2).expect("uuid");
+        info.voters[2].directory_id = dir;
+        assert_eq!(voter_directory_id(&info, 3), Ok(dir));
+        let err = voter_directory_id(&info, 9).expect_err("unknown");
+        assert_eq!(
+            err,
+            "cannot remove controller 9: VOTER_NOT_FOUND: the leader (node 2) lists the voters \
+             1, 2, 3. Fix: pass the id of a voter (kraftd quorum status lists them)"
+        );
+        let err = voter_directory_id(&info, 1).expect_err("static voter");
+        assert!(err.contains("static quorum"), "{err}");
+        assert_eq!(parse_directory_id(DIR2), Ok(dir));
+        assert!(parse_directory_id("x").is_err());
+        assert!(
+            parse_directory_id("AAAAAAAAAAAAAAAAAAAAAA")
+                .expect_err("zero")
+                .contains("zero uuid")
+        );
+    }
+
+    #[test]
+    fn error_codes_print_as_kafkas_names() {
+        assert_eq!(kafka_error_name(7), "REQUEST_TIMED_OUT");
+        assert_eq!(kafka_error_name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(kafka_error_name(126), "DUPLICATE_VOTER");
+        assert_eq!(kafka_error_name(127), "VOTER_NOT_FOUND");
+        assert_eq!(kafka_error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(kafka_error_name(9999), "error code 9999");
+        assert_eq!(error_name(35), "35 (UNSUPPORTED_VERSION)");
+        assert_eq!(error_name(9999), "9999");
+    }
+
+    #[test]
+    fn a_refusal_is_one_line_with_the_leader_the_error_the_reason_and_the_fix() {
+        let info = three_voters();
+        let add = VoterChange::Add(JoiningController {
+            voter: voter(4, DIR2, &[("CONTROLLER", "ctrl4", 9093)]),
+            cluster_id: "u79uuCXFSG-TEKL0JOGOlQ".to_string(),
+        });
+        let line = refusal(
+            &add,
+            &info,
+            7,
+            Some("timed out waiting for replica 4 to catch up with the leader's log"),
+            false,
+        );
+        assert_eq!(
+            line,
+            "cannot add controller 4: the leader (node 2 at h2:9093) answered REQUEST_TIMED_OUT: \
+             timed out waiting for replica 4 to catch up with the leader's log. Fix: start the \
+             new controller first (it must be fetching the metadata log as an observer) and \
+             retry once it has caught up; a voter change already under way must finish first"
+        );
+        assert!(!line.contains('\n'));
+        let line = refusal(&add, &info, 126, None, true);
+        assert!(
+            line.contains("answered DUPLICATE_VOTER (an earlier attempt got no answer")
+                && line.contains("Fix: nothing to do: controller 4 is already a voter"),
+            "{line}"
+        );
+        assert!(
+            refusal(&add, &info, 104, None, false)
+                .contains("formatted with cluster id u79uuCXFSG-TEKL0JOGOlQ")
+        );
+        let remove = VoterChange::Remove {
+            id: 3,
+            directory_id: None,
+        };
+        let line = refusal(
+            &remove,
+            &info,
+            127,
+            Some("replica 3 is not a voter, or is the only one"),
+            false,
+        );
+        assert!(
+            line.starts_with("cannot remove controller 3: the leader (node 2 at h2:9093) answered VOTER_NOT_FOUND: replica 3 is not a voter, or is the only one. Fix: "),
+            "{line}"
+        );
+        for change in [&add, &remove] {
+            assert!(fix_for(change, 35).contains("static quorum"));
+            assert!(fix_for(change, -1).contains("leader's log"));
+        }
     }
 }
