@@ -23,7 +23,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::config::ServerConfig;
 use crate::log::meta_properties::{MetaProperties, kafka_uuid_string, parse_kafka_uuid};
-use crate::network::client::{ClientError, KafkaConnection};
+use crate::network::client::{ClientError, KafkaConnection, host_port};
 use crate::raft::snapshot::VoterSpec;
 
 const CLIENT_ID: &str = "kraftd-quorum";
@@ -813,14 +813,6 @@ fn address_of(nodes: &[describe_quorum_response::Node], id: i32) -> Option<Strin
     let node = nodes.iter().find(|n| n.node_id.0 == id)?;
     let l = node.listeners.first()?;
     Some(host_port(&l.host, l.port))
-}
-
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

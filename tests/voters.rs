@@ -1,0 +1,395 @@
+//! Dynamic KRaft membership (KIP-853) with real `kraftd` processes on loopback: controllers
+//! join a running quorum as observers and become voters with `kraftd quorum add-voter`, leave it
+//! with `remove-voter`, the new voters carry elections after the first is killed, restarts keep
+//! the voter set from the metadata log, and a static quorum grows without losing data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Node;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(40);
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+/// A combined node whose config finds the quorum through `bootstrap_controllers` (Kafka 4.x's
+/// `controller.quorum.bootstrap.servers`), or through `static_voters` when given.
+fn prepare(id: i32, bootstrap_controllers: &str, static_voters: Option<&str>) -> Node {
+    prepare_with_roles(
+        id,
+        "broker,controller",
+        bootstrap_controllers,
+        static_voters,
+    )
+}
+
+fn prepare_with_roles(
+    id: i32,
+    roles: &str,
+    bootstrap_controllers: &str,
+    static_voters: Option<&str>,
+) -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client_port = common::free_port();
+    let controller_port = common::free_port();
+    let quorum = match static_voters {
+        Some(v) => format!("controller.quorum.voters={v}"),
+        None => format!(
+            "controller.quorum.bootstrap.servers={}",
+            if bootstrap_controllers.is_empty() {
+                format!("127.0.0.1:{controller_port}")
+            } else {
+                bootstrap_controllers.to_string()
+            }
+        ),
+    };
+    // A broker-only node has no CONTROLLER listener of its own.
+    let listeners = if roles == "broker" {
+        format!("PLAINTEXT://127.0.0.1:{client_port}")
+    } else {
+        format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}")
+    };
+    let text = format!(
+        "process.roles={roles}\nnode.id={id}\n{quorum}\n\
+         listeners={listeners}\nadvertised.listeners={listeners}\n\
+         controller.listener.names=CONTROLLER\n\
+         log.dirs={}\n",
+        dir.path().join("data").display()
+    );
+    Node::prepare(dir, client_port, controller_port, &text)
+}
+
+fn format(node: &Node, cluster_id: &str, flag: Option<&str>) {
+    let config = node.config_path.display().to_string();
+    let mut args = vec!["storage", "format", "-t", cluster_id, "-c", &config];
+    args.extend(flag);
+    let (code, _, err) = common::run_kraftd(&args);
+    assert_eq!(code, 0, "format: {err}");
+}
+
+fn controller(node: &Node) -> String {
+    format!("127.0.0.1:{}", node.controller_port)
+}
+
+/// (leader id, voter ids, observer ids) as `kraftd quorum status --json` reports them.
+fn quorum(bootstrap_controller: &str) -> Option<(i32, Vec<i32>, Vec<i32>)> {
+    let (code, out, _) = common::run_kraftd(&[
+        "quorum",
+        "status",
+        "--bootstrap-controller",
+        bootstrap_controller,
+        "--json",
+    ]);
+    if code != 0 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let ids = |key: &str| -> Vec<i32> {
+        let mut ids: Vec<i32> = v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["id"].as_i64())
+                    .map(|i| i as i32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    Some((
+        v["leaderId"].as_i64()? as i32,
+        ids("currentVoters"),
+        ids("currentObservers"),
+    ))
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `kraftd quorum add-voter` for `node`, retried while the leader reports that the new node has
+/// not caught up yet (REQUEST_TIMED_OUT), as an operator would.
+fn add_voter(contact: &str, node: &Node) -> String {
+    let config = node.config_path.display().to_string();
+    let start = Instant::now();
+    loop {
+        let (code, out, err) = common::run_kraftd(&[
+            "quorum",
+            "add-voter",
+            "--bootstrap-controller",
+            contact,
+            "-c",
+            &config,
+        ]);
+        if code == 0 {
+            return out;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT && err.contains("REQUEST_TIMED_OUT"),
+            "add-voter failed: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+async fn create_topic(bootstrap: &str, name: &str) {
+    let start = Instant::now();
+    let admin = admin(bootstrap);
+    loop {
+        let r = admin
+            .create_topics(
+                [&NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+            )
+            .await;
+        if let Ok(results) = &r
+            && results[0].is_ok()
+        {
+            return;
+        }
+        assert!(start.elapsed() < TIMEOUT, "CreateTopics {name}: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn produce(bootstrap: &str, topic: &str, values: &[&str]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for v in values {
+        producer
+            .send(
+                FutureRecord::<(), str>::to(topic).partition(0).payload(v),
+                Duration::from_secs(20),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+}
+
+fn read_all(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "voters-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < count && start.elapsed() < TIMEOUT {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_quorum_grows_to_three_voters_fails_over_and_shrinks() {
+    let (code, out, err) = common::run_kraftd(&["storage", "random-uuid"]);
+    assert_eq!(code, 0, "{err}");
+    let cluster_id = out.trim().to_string();
+
+    // Kafka 4.x's quickstart: one controller formatted --standalone ...
+    let mut first = prepare(1, "", None);
+    format(&first, &cluster_id, Some("--standalone"));
+    first.launch(&[]);
+    let contact = controller(&first);
+    create_topic(&first.bootstrap(), "before").await;
+    produce(&first.bootstrap(), "before", &["a", "b", "c"]).await;
+
+    // ... and two more formatted --no-initial-controllers that start as observers.
+    let mut nodes = vec![first];
+    for id in [2, 3] {
+        let mut n = prepare(id, &contact, None);
+        format(&n, &cluster_id, Some("--no-initial-controllers"));
+        n.launch(&[]);
+        nodes.push(n);
+    }
+    wait_for("nodes 2 and 3 to observe the quorum", || {
+        quorum(&contact).is_some_and(|(_, v, o)| v == vec![1] && o == vec![2, 3])
+    });
+
+    for id in [2, 3] {
+        let out = add_voter(&contact, &nodes[id - 1]);
+        assert!(out.contains(&format!("Added controller {id}")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "CONTROLLER://127.0.0.1:{}",
+                nodes[id - 1].controller_port
+            )),
+            "{out}"
+        );
+    }
+    let (leader, voters, _) = quorum(&contact).expect("status");
+    assert_eq!((leader, voters), (1, vec![1, 2, 3]));
+
+    // A broker-only node finds the quorum through the bootstrap servers too, and serves.
+    let mut broker = prepare_with_roles(4, "broker", &contact, None);
+    format(&broker, &cluster_id, None);
+    broker.launch(&[]);
+    wait_for("broker 4 in every node's metadata", || {
+        nodes.iter().chain([&broker]).all(|n| {
+            admin(&n.bootstrap())
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(3))
+                .is_ok_and(|md| md.brokers().iter().any(|b| b.id() == 4))
+        })
+    });
+    // Every voter knows the new set from its own log.
+    for n in &nodes[1..] {
+        let log = n.log();
+        assert!(log.contains("metadata quorum voter set"), "{log}");
+    }
+    // Adding a voter twice is refused with Kafka's error.
+    let config = nodes[1].config_path.display().to_string();
+    let (code, _, err) = common::run_kraftd(&[
+        "quorum",
+        "add-voter",
+        "--bootstrap-controller",
+        &contact,
+        "-c",
+        &config,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("DUPLICATE_VOTER"), "{err}");
+
+    // The first controller dies: the two voters it added elect a leader between them and take
+    // metadata changes; records acknowledged before are still there.
+    nodes[0].kill();
+    let survivors = format!("{},{}", nodes[1].bootstrap(), nodes[2].bootstrap());
+    let contact2 = controller(&nodes[1]);
+    wait_for("a new leader among 2 and 3", || {
+        quorum(&contact2).is_some_and(|(l, v, _)| (l == 2 || l == 3) && v == vec![1, 2, 3])
+    });
+    create_topic(&survivors, "after").await;
+
+    // It comes back as a voter and catches up.
+    nodes[0].launch(&[]);
+    wait_for("node 1 to catch up", || {
+        let (_, out, _) = common::run_kraftd(&[
+            "quorum",
+            "replication",
+            "--bootstrap-controller",
+            &contact2,
+            "--json",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|rows| {
+            rows.as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["nodeId"] == 1 && r["lag"] == 0 && r["status"] == "Follower")
+            })
+        })
+    });
+
+    // Node 3 leaves the voters; it carries on as an observer.
+    let (code, out, err) = common::run_kraftd(&[
+        "quorum",
+        "remove-voter",
+        "--bootstrap-controller",
+        &contact2,
+        "--controller-id",
+        "3",
+    ]);
+    assert_eq!(code, 0, "remove-voter: {err}");
+    assert!(out.contains("Removed controller 3"), "{out}");
+    wait_for("voters [1, 2] with 3 observing", || {
+        quorum(&contact2).is_some_and(|(_, v, o)| v == vec![1, 2] && o.contains(&3))
+    });
+
+    // A full restart keeps the voter set (it lives in the metadata log) and every record.
+    for n in &nodes {
+        n.terminate();
+    }
+    for n in nodes.iter_mut() {
+        assert!(
+            n.wait_exit(Duration::from_secs(20)).success(),
+            "{}",
+            n.log()
+        );
+    }
+    for n in nodes.iter_mut() {
+        n.launch(&[]);
+    }
+    wait_for("the same voters after a restart", || {
+        quorum(&contact2).is_some_and(|(l, v, _)| l > 0 && v == vec![1, 2])
+    });
+    let all = format!("{},{}", nodes[0].bootstrap(), nodes[1].bootstrap());
+    assert_eq!(read_all(&all, "before", 3), vec!["a", "b", "c"]);
+    for n in nodes.iter_mut().chain([&mut broker]) {
+        assert!(n.stop().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_quorum_adds_a_voter_without_losing_data() {
+    // A static one-voter quorum, as `controller.quorum.voters` and a plain format make it.
+    let mut first = Node::start(&[]);
+    let contact = controller(&first);
+    create_topic(&first.bootstrap(), "kept").await;
+    produce(&first.bootstrap(), "kept", &["x", "y"]).await;
+    let static_config = std::fs::read_to_string(&first.config_path).expect("config");
+    let meta = std::fs::read_to_string(first.data_dir().join("meta.properties")).expect("meta");
+    let cluster_id = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .expect("cluster.id in meta.properties")
+        .to_string();
+
+    // The new controller joins through the bootstrap servers and is added: the first change of
+    // a static quorum moves the voter set into the log (kraft.version 1).
+    let mut second = prepare(2, &contact, None);
+    format(&second, &cluster_id, Some("--no-initial-controllers"));
+    second.launch(&[]);
+    wait_for("node 2 to observe", || {
+        quorum(&contact).is_some_and(|(_, _, o)| o.contains(&2))
+    });
+    let out = add_voter(&contact, &second);
+    assert!(out.contains("Added controller 2"), "{out}");
+    assert_eq!(quorum(&contact).map(|q| q.1), Some(vec![1, 2]));
+    assert!(first.log().contains("kraft.version is now 1"));
+
+    // Node 1 restarts with its old config (voters=1 only): the log's set rules, and it says so.
+    first.restart();
+    wait_for("the quorum back with both voters", || {
+        quorum(&contact).is_some_and(|(l, v, _)| l > 0 && v == vec![1, 2])
+    });
+    assert!(
+        first
+            .log()
+            .contains("controller.quorum.voters differs from the voter set in the metadata log")
+    );
+    assert_eq!(
+        static_config,
+        std::fs::read_to_string(&first.config_path).unwrap()
+    );
+    let both = format!("{},{}", first.bootstrap(), second.bootstrap());
+    assert_eq!(read_all(&both, "kept", 2), vec!["x", "y"]);
+    for n in [&mut first, &mut second] {
+        assert!(n.stop().success());
+    }
+}
