@@ -1590,3 +1590,62 @@ fn authorized_operations_are_answered_when_asked() {
     // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
     assert_eq!(cluster.cluster_authorized_operations, 8096);
 }
+
+#[test]
+fn consumer_fetch_and_list_offsets_check_the_current_leader_epoch() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{
+        FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    };
+    let mut node = start_node();
+    let mut c = Conn::open(node.client_port);
+    create_topic(&mut c, "epochs", &[]);
+    let batch = encode_batch(&[record(b"v", 1)], &BatchOptions::default());
+    assert_eq!(produce(&mut c, 2, "epochs", 1, batch), (0, 0));
+    let topic = TopicName(StrBytes::from_static_str("epochs"));
+    // A new topic's leader epoch is 0: a client that knows epoch 0 reads, one behind it is
+    // fenced, one ahead of it is told the epoch is unknown here (KIP-320).
+    for (corr, epoch, expected) in [(10, 0, 0), (11, -1, 0), (12, 3, 76)] {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic.clone())
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(epoch)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]);
+        let r: FetchResponse = c.call(ApiKey::Fetch, 12, corr, &req);
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, expected, "Fetch with epoch {epoch}");
+        assert_eq!(
+            p.records.as_ref().is_some_and(|r| !r.is_empty()),
+            expected == 0,
+            "Fetch with epoch {epoch}"
+        );
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic.clone())
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_current_leader_epoch(epoch)
+                            .with_timestamp(-1),
+                    ]),
+            ]);
+        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, corr + 100, &req);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, expected, "ListOffsets with epoch {epoch}");
+        assert_eq!(p.offset, if expected == 0 { 1 } else { -1 });
+    }
+    assert!(node.stop().success());
+}

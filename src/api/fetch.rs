@@ -219,7 +219,10 @@ fn read_all(
                         let min_one_batch = total == 0;
                         match reader {
                             Reader::Consumer => partition
-                                .read(spec.fetch_offset, limit, min_one_batch)
+                                .check_current_leader_epoch(spec.current_leader_epoch)
+                                .and_then(|()| {
+                                    partition.read(spec.fetch_offset, limit, min_one_batch)
+                                })
                                 .map(|data| Read {
                                     data,
                                     diverging_epoch: None,

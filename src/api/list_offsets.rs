@@ -37,6 +37,7 @@ pub async fn handle(
                             topic.name.as_str(),
                             p.partition_index,
                         )?;
+                        partition.check_current_leader_epoch(p.current_leader_epoch)?;
                         let (timestamp, offset) = match p.timestamp {
                             LATEST if from_replica => (-1, partition.log_end_offset()),
                             LATEST => (-1, partition.high_watermark()),

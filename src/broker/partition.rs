@@ -147,6 +147,13 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// A client's `current_leader_epoch` (Fetch v9+, ListOffsets v4+): one behind this
+    /// replica's epoch is FENCED_LEADER_EPOCH, one ahead UNKNOWN_LEADER_EPOCH, both retriable
+    /// and answered by a metadata refresh (KIP-320); -1 skips the check.
+    pub fn check_current_leader_epoch(&self, requested: i32) -> Result<(), BrokerError> {
+        check_current_leader_epoch(self.leader_epoch(), requested)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }

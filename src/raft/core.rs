@@ -84,7 +84,10 @@ pub enum VoterChange {
 /// Why the leader refused, or gave up on, a voter change; each is one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VoterChangeError {
-    #[error("this node is not the leader (leader: {leader_id:?})")]
+    #[error("this node is not the leader ({})", match leader_id {
+        Some(id) => format!("node {id} leads"),
+        None => "no leader is known yet".to_string(),
+    })]
     NotLeader { leader_id: Option<i32> },
     #[error("timed out waiting for the leader to handle the previous voter change")]
     ChangePending,
