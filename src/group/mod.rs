@@ -437,7 +437,9 @@ impl GroupCoordinator {
     }
 
     /// Appends records to the group's partition; the ISR has them once the leader's high
-    /// watermark passes the returned offset.
+    /// watermark passes the returned offset. What a client is answered on goes through
+    /// `persist_replicated`; only the coordinator's own timers (expiry, session timeouts) write
+    /// without waiting, as nobody waits for them.
     fn persist(
         &self,
         partition: i32,
@@ -576,7 +578,8 @@ impl GroupCoordinator {
             Err(e) => return SyncResult::error(e),
         };
         if let Some(record) = record {
-            let error = self.persist(partition, vec![record]).err();
+            // Durable on the ISR before any member hears of the assignment, as Kafka's.
+            let error = self.persist_replicated(partition, vec![record]).await.err();
             let _ = self.with_groups(|groups| {
                 if let Some(g) = groups.get_mut(group_id) {
                     g.complete_sync(generation, error);
@@ -887,7 +890,7 @@ impl GroupCoordinator {
             Some(n) if n > 0 => return Err(ResponseError::NonEmptyGroup),
             Some(_) => {
                 self.with_consumer_groups(|cgs| cgs.remove(group_id))?;
-                self.persist(
+                self.persist_replicated(
                     partition,
                     vec![
                         (
@@ -905,7 +908,8 @@ impl GroupCoordinator {
                             None,
                         ),
                     ],
-                )?;
+                )
+                .await?;
                 let exists = self.with_groups(|g| g.contains_key(group_id))?;
                 if !exists {
                     return Ok(());
@@ -947,7 +951,7 @@ impl GroupCoordinator {
             ));
             Ok(records)
         });
-        self.persist(partition, records??)?;
+        self.persist_replicated(partition, records??).await?;
         self.with_groups(|groups| groups.remove(group_id))?;
         Ok(())
     }
@@ -991,7 +995,7 @@ impl GroupCoordinator {
             }
             Ok((codes, records))
         })??;
-        self.persist(partition, records)?;
+        self.persist_replicated(partition, records).await?;
         Ok(codes)
     }
 
@@ -1166,8 +1170,9 @@ impl GroupCoordinator {
                 (result, Self::consumer_records(g, changes))
             })
             .map_err(|e| (e, e.to_string()))?;
-        // Durable before the member hears of it, as Kafka's coordinator.
-        self.persist(self.partition_for(group_id), records)
+        // Durable on the ISR before the member hears of it, as Kafka's coordinator.
+        self.persist_replicated(self.partition_for(group_id), records)
+            .await
             .map_err(|e| (e, e.to_string()))?;
         result.map_err(|e| (e, e.to_string()))
     }
