@@ -1592,11 +1592,15 @@ fn authorized_operations_are_answered_when_asked() {
 }
 
 #[test]
-fn consumer_fetch_and_list_offsets_check_the_current_leader_epoch() {
+fn consumer_fetch_list_offsets_and_offset_for_leader_epoch_check_the_leader_epoch() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
     use kafka_protocol::messages::{
         FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+        OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
     };
     let mut node = start_node();
     let mut c = Conn::open(node.client_port);
@@ -1646,6 +1650,39 @@ fn consumer_fetch_and_list_offsets_check_the_current_leader_epoch() {
         let p = &r.topics[0].partitions[0];
         assert_eq!(p.error_code, expected, "ListOffsets with epoch {epoch}");
         assert_eq!(p.offset, if expected == 0 { 1 } else { -1 });
+        // Where epoch 0 ends: the log end, as it is the latest epoch.
+        for v in 2..=4 {
+            let req = OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    OffsetForLeaderTopic::default()
+                        .with_topic(topic.clone())
+                        .with_partitions(vec![
+                            OffsetForLeaderPartition::default()
+                                .with_partition(0)
+                                .with_current_leader_epoch(epoch)
+                                .with_leader_epoch(0),
+                            OffsetForLeaderPartition::default()
+                                .with_partition(7)
+                                .with_current_leader_epoch(-1)
+                                .with_leader_epoch(0),
+                        ]),
+                ]);
+            let r: OffsetForLeaderEpochResponse =
+                c.call(ApiKey::OffsetForLeaderEpoch, v, corr + 200, &req);
+            let p = &r.topics[0].partitions;
+            let want = if expected == 0 {
+                (0, 0, 1)
+            } else {
+                (expected, -1, -1)
+            };
+            assert_eq!(
+                (p[0].error_code, p[0].leader_epoch, p[0].end_offset),
+                want,
+                "OffsetForLeaderEpoch v{v} with epoch {epoch}"
+            );
+            assert_eq!(p[1].error_code, 3, "unknown partition");
+        }
     }
     assert!(node.stop().success());
 }

@@ -55,6 +55,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod raft_fetch;
 mod remove_raft_voter;
@@ -96,6 +97,7 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
@@ -317,6 +319,7 @@ impl Dispatcher {
             ApiKey::CreateTopics => call!(create_topics),
             ApiKey::DeleteTopics => call!(delete_topics),
             ApiKey::DeleteRecords => call!(delete_records),
+            ApiKey::OffsetForLeaderEpoch => call!(offset_for_leader_epoch),
             ApiKey::CreatePartitions => call!(create_partitions),
             ApiKey::InitProducerId => call!(init_producer_id),
             ApiKey::DescribeCluster => call!(describe_cluster),

@@ -147,6 +147,20 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// OffsetForLeaderEpoch (KIP-101/320): the epoch at or below `leader_epoch` this log knows
+    /// and the offset where it ends (the next epoch's start, or the log end for the latest),
+    /// after checking the requester's `current_leader_epoch`. A client compares it with its
+    /// position to detect a log truncated under it; (-1, -1) when no such epoch is here.
+    pub fn last_offset_for_leader_epoch(
+        &self,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<(i32, i64), BrokerError> {
+        let state = self.lock()?;
+        check_current_leader_epoch(state.replication.leader_epoch, current_leader_epoch)?;
+        Ok(state.log.end_offset_for_epoch(leader_epoch))
+    }
+
     /// A client's `current_leader_epoch` (Fetch v9+, ListOffsets v4+): one behind this
     /// replica's epoch is FENCED_LEADER_EPOCH, one ahead UNKNOWN_LEADER_EPOCH, both retriable
     /// and answered by a metadata refresh (KIP-320); -1 skips the check.
