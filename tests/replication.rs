@@ -461,3 +461,60 @@ async fn min_insync_replicas_refuses_acks_all_when_the_isr_is_too_small() {
     });
     produce(&strict, "guarded", &values("again", 5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_answers_once_every_replica_moved_its_log_start() {
+    let mut cluster = Cluster::start(3, FAST_FENCING);
+    cluster.wait_for("three unfenced brokers", TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| brokers(&n.bootstrap()) == vec![1, 2, 3])
+    });
+    create_topic(&cluster.bootstrap(), "trimmed", &[]).await;
+    let mut leader = -1;
+    cluster.wait_for(
+        "trimmed-0 with all three in its ISR",
+        TIMEOUT,
+        || match partition_state(&cluster.bootstrap(), "trimmed") {
+            Some((l, _, isr)) if isr == vec![1, 2, 3] => {
+                leader = l;
+                true
+            }
+            _ => false,
+        },
+    );
+    let acked = produce(
+        &producer(&cluster.bootstrap(), "all"),
+        "trimmed",
+        &values("r", 10),
+    )
+    .await;
+    assert_eq!(acked.last().map(|a| a.0), Some(9));
+
+    // DeleteRecords answers with the low watermark once every live replica moved its log
+    // start there (Kafka's DelayedDeleteRecords), not just the leader.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("trimmed", 0, Offset::Offset(6))
+        .expect("tpl");
+    let result = admin(&cluster.bootstrap())
+        .delete_records(
+            &tpl,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("delete_records");
+    let p = result.find_partition("trimmed", 0).expect("partition");
+    assert_eq!(p.error(), Ok(()));
+    assert_eq!(p.offset(), Offset::Offset(6));
+
+    // So the next leader starts there too: SIGKILL this one, and the survivors serve from 6.
+    cluster.node(leader).kill();
+    let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|&id| id != leader).collect();
+    let bootstrap = bootstrap_of(&cluster, &survivors);
+    cluster.wait_for("a new leader", TIMEOUT, || {
+        partition_state(&bootstrap, "trimmed").is_some_and(|(l, _, _)| survivors.contains(&l))
+    });
+    let expected: Vec<(i64, String)> = acked.into_iter().skip(6).collect();
+    assert_eq!(consume_all(&bootstrap, "trimmed", 4), expected);
+}

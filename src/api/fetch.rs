@@ -254,7 +254,8 @@ fn read_all(
                                         },
                                     )
                                     .map(|r| {
-                                        advanced |= r.high_watermark_advanced;
+                                        // A moved log start may finish a DeleteRecords.
+                                        advanced |= r.high_watermark_advanced || r.log_start_moved;
                                         if let Some(change) = r.alter_isr {
                                             d.broker.submit_alter_isr(partition.clone(), change);
                                         }

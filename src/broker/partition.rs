@@ -84,6 +84,8 @@ pub struct FollowerRead {
     /// truncate to, and no records.
     pub diverging_epoch: Option<(i32, i64)>,
     pub high_watermark_advanced: bool,
+    /// The follower reported a new log start offset: a DeleteRecords may be done.
+    pub log_start_moved: bool,
     /// An ISR expansion for the controller.
     pub alter_isr: Option<AlterIsr>,
 }
@@ -451,6 +453,7 @@ impl Partition {
                     data: empty(hw),
                     diverging_epoch: Some((epoch, end_offset)),
                     high_watermark_advanced: false,
+                    log_start_moved: false,
                     alter_isr: None,
                 });
             }
@@ -464,7 +467,11 @@ impl Partition {
             .records;
         let mut advanced = false;
         let mut alter_isr = None;
+        let mut log_start_moved = false;
         if update_state {
+            let start_before = state
+                .replication
+                .follower_log_start_offset(fetch.replica_id);
             let moved = state.replication.update_follower(
                 fetch.replica_id,
                 fetch.fetch_offset,
@@ -482,6 +489,10 @@ impl Partition {
             if moved || alter_isr.is_some() {
                 advanced = self.maybe_increment_leader_hw(&state, now_ms, brokers);
             }
+            log_start_moved = start_before
+                != state
+                    .replication
+                    .follower_log_start_offset(fetch.replica_id);
         }
         Ok(FollowerRead {
             data: FetchedData {
@@ -491,6 +502,7 @@ impl Partition {
             },
             diverging_epoch: None,
             high_watermark_advanced: advanced,
+            log_start_moved,
             alter_isr,
         })
     }
@@ -684,6 +696,17 @@ impl Partition {
         let start = state.log.delete_records_before(offset)?;
         self.log_start_offset.store(start, Ordering::Release);
         Ok(start)
+    }
+
+    /// The low watermark (see `ReplicationState::low_watermark`); a follower's own log start
+    /// when it does not lead.
+    pub fn low_watermark(&self, brokers: &BrokerStates) -> Result<i64, BrokerError> {
+        let state = self.lock()?;
+        let local = state.log.log_start_offset();
+        Ok(state
+            .replication
+            .low_watermark(local, brokers)
+            .unwrap_or(local))
     }
 
     /// The periodic work on this log: roll by age (segment.ms), delete by retention, flush by

@@ -161,27 +161,56 @@ impl ReplicaManager {
         required_offset: i64,
         timeout: Duration,
     ) -> Result<(), BrokerError> {
+        self.wait_for_replicas(timeout, || {
+            Ok(partition
+                .check_enough_replicas_reach_offset(required_offset)?
+                .then_some(()))
+        })
+        .await
+    }
+
+    /// Waits (up to `timeout`) until every live replica of `partition` has moved its log start
+    /// to `required_offset` (Kafka's DelayedDeleteRecords); returns the low watermark.
+    pub async fn wait_for_low_watermark(
+        &self,
+        partition: &Partition,
+        required_offset: i64,
+        timeout: Duration,
+    ) -> Result<i64, BrokerError> {
+        self.wait_for_replicas(timeout, || {
+            if !partition.is_leader() {
+                return Err(BrokerError::NotLeaderOrFollower);
+            }
+            let low = partition.low_watermark(&self.broker_states())?;
+            Ok((low >= required_offset).then_some(low))
+        })
+        .await
+    }
+
+    /// Re-evaluates `done` each time followers acknowledge something, until it yields a value,
+    /// fails, or `timeout` passes (REQUEST_TIMED_OUT).
+    async fn wait_for_replicas<T>(
+        &self,
+        timeout: Duration,
+        done: impl Fn() -> Result<Option<T>, BrokerError>,
+    ) -> Result<T, BrokerError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let acknowledged = self.replicas_acknowledged.notified();
             tokio::pin!(acknowledged);
             acknowledged.as_mut().enable();
-            if partition.check_enough_replicas_reach_offset(required_offset)? {
-                return Ok(());
+            if let Some(v) = done()? {
+                return Ok(v);
             }
             if tokio::time::timeout_at(deadline, acknowledged)
                 .await
                 .is_err()
             {
-                return match partition.check_enough_replicas_reach_offset(required_offset)? {
-                    true => Ok(()),
-                    false => Err(BrokerError::RequestTimedOut),
-                };
+                return done()?.ok_or(BrokerError::RequestTimedOut);
             }
         }
     }
 
-    /// What the image says of each broker, as of the last image applied.
     pub fn broker_states(&self) -> Arc<BrokerStates> {
         self.broker_states
             .read()

@@ -378,6 +378,32 @@ impl ReplicationState {
         Some(hw)
     }
 
+    /// Kafka's `lowWatermarkIfLeader`: the smallest log start offset among this replica and the
+    /// followers on live brokers that reported one. DeleteRecords is done once it reaches the
+    /// requested offset. `None` when not leading.
+    pub fn low_watermark(
+        &self,
+        local_log_start_offset: i64,
+        brokers: &BrokerStates,
+    ) -> Option<i64> {
+        let leader = self.leader()?;
+        Some(
+            leader
+                .followers
+                .iter()
+                .filter(|&(&id, f)| f.log_start_offset >= 0 && brokers.alive_epoch(id).is_some())
+                .map(|(_, f)| f.log_start_offset)
+                .fold(local_log_start_offset, i64::min),
+        )
+    }
+
+    /// The log start offset a follower reported at its last fetch (-1 before one).
+    pub fn follower_log_start_offset(&self, replica_id: i32) -> i64 {
+        self.leader()
+            .and_then(|l| l.followers.get(&replica_id))
+            .map_or(-1, |f| f.log_start_offset)
+    }
+
     /// Checks a follower's fetch against this leader (Kafka's `followerReplicaOrThrow` and the
     /// broker-epoch fence of `updateFetchStateOrThrow`).
     pub fn check_follower(
