@@ -12,7 +12,34 @@ use std::time::{Duration, Instant};
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A port free on loopback now, for a node to bind later. Picked below Linux's ephemeral range
+/// (32768 and up): a port the kernel hands out for port 0 can be taken, before the node binds
+/// it, as the source port of any outgoing connection (a client of another test), which then
+/// fails the start with "Address already in use". Spread over the range by a per-process seed,
+/// and never handed out twice by one process.
 pub fn free_port() -> u16 {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 15_000;
+    // 17,000 ports; a step coprime with it visits each once.
+    const SPAN: u32 = 17_000;
+    const STEP: u32 = 997;
+    static SEED: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        std::process::id().wrapping_mul(7919) ^ nanos
+    });
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + seed.wrapping_add(n.wrapping_mul(STEP)) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
