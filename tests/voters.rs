@@ -116,6 +116,41 @@ fn quorum(bootstrap_controller: &str) -> Option<(i32, Vec<i32>, Vec<i32>)> {
     ))
 }
 
+/// Each voter's (id, directory id, endpoints) as `kraftd quorum status --json` reports them.
+fn voters(bootstrap_controller: &str) -> Vec<(i32, Option<String>, Vec<String>)> {
+    let (_, out, _) = common::run_kraftd(&[
+        "quorum",
+        "status",
+        "--bootstrap-controller",
+        bootstrap_controller,
+        "--json",
+    ]);
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) else {
+        return Vec::new();
+    };
+    v["currentVoters"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["id"].as_i64().unwrap_or(-1) as i32,
+                        r["directoryId"].as_str().map(str::to_string),
+                        r["endpoints"]
+                            .as_array()
+                            .map(|e| {
+                                e.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
@@ -389,6 +424,41 @@ async fn a_static_quorum_adds_a_voter_without_losing_data() {
     );
     let both = format!("{},{}", first.bootstrap(), second.bootstrap());
     assert_eq!(read_all(&both, "kept", 2), vec!["x", "y"]);
+
+    // The static voter had no directory id in the set; the leader records its own
+    // (UpdateRaftVoter's leader side).
+    let dir_of_1 = std::fs::read_to_string(first.data_dir().join("meta.properties"))
+        .expect("meta")
+        .lines()
+        .find_map(|l| l.strip_prefix("directory.id=").map(str::to_string));
+    wait_for("voter 1's directory id in the voter set", || {
+        voters(&contact)
+            .iter()
+            .any(|(id, dir, _)| *id == 1 && dir.is_some() && *dir == dir_of_1)
+    });
+
+    // A voter restarted on another controller port tells the leader (UpdateRaftVoter), and
+    // the voter set names its new endpoint.
+    assert!(second.stop().success());
+    let old_port = second.controller_port;
+    let new_port = common::free_port();
+    let text = std::fs::read_to_string(&second.config_path)
+        .expect("config")
+        .replace(&format!(":{old_port}"), &format!(":{new_port}"));
+    std::fs::write(&second.config_path, text).expect("config");
+    second.controller_port = new_port;
+    second.launch(&[]);
+    let endpoint = format!("CONTROLLER://127.0.0.1:{new_port}");
+    wait_for("voter 2's new endpoint in the voter set", || {
+        voters(&contact)
+            .iter()
+            .any(|(id, _, e)| *id == 2 && e == std::slice::from_ref(&endpoint))
+    });
+    assert!(
+        second
+            .log()
+            .contains("announcing this voter's endpoints to the leader")
+    );
     for n in [&mut first, &mut second] {
         assert!(n.stop().success());
     }

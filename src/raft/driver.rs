@@ -656,14 +656,17 @@ impl RaftDriver {
         let Some(me) = self.config.local_voter.clone() else {
             return Ok(());
         };
-        if self.voter_set.kraft_version() < super::snapshot::KRAFT_VERSION_1 {
+        // A voter is named by its id and directory id: a metadata dir formatted without one
+        // (by an old tool) cannot be named, and is left as the log records it.
+        if self.voter_set.kraft_version() < super::snapshot::KRAFT_VERSION_1
+            || me.directory_id.is_nil()
+        {
             return Ok(());
         }
         let Some(recorded) = self.voter_set.get(me.id) else {
             return Ok(());
         };
-        let directory_known = !recorded.directory_id.is_nil() || me.directory_id.is_nil();
-        if recorded.endpoints == me.endpoints && directory_known {
+        if recorded.endpoints == me.endpoints && !recorded.directory_id.is_nil() {
             return Ok(());
         }
         let now = self.now();
