@@ -1610,7 +1610,7 @@ fn consumer_fetch_list_offsets_and_offset_for_leader_epoch_check_the_leader_epoc
     let topic = TopicName(StrBytes::from_static_str("epochs"));
     // A new topic's leader epoch is 0: a client that knows epoch 0 reads, one behind it is
     // fenced, one ahead of it is told the epoch is unknown here (KIP-320).
-    for (corr, epoch, expected) in [(10, 0, 0), (11, -1, 0), (12, 3, 76)] {
+    for (corr, epoch, expected) in [(10, 0, 0), (11, -1, 0), (12, 3, 75)] {
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(0)

@@ -13,7 +13,7 @@ use crate::raft::snapshot::SnapshotId;
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 76;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
 const SNAPSHOT_NOT_FOUND: i16 = 98;
 const POSITION_OUT_OF_RANGE: i16 = 99;
 /// The most bytes sent per answer, whatever the request asks.

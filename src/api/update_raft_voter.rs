@@ -18,7 +18,7 @@ use crate::raft::snapshot::VoterSpec;
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 76;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
 pub async fn handle(
     d: &Dispatcher,

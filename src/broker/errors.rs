@@ -1,3 +1,5 @@
+use kafka_protocol::ResponseError;
+
 use crate::log::LogError;
 use crate::protocol::record_batch::BatchError;
 
@@ -53,21 +55,25 @@ pub enum BrokerError {
 impl BrokerError {
     pub fn code(&self) -> i16 {
         match self {
-            BrokerError::UnknownTopicOrPartition => 3,
-            BrokerError::UnknownTopicId => 100,
-            BrokerError::NotLeaderOrFollower => 6,
+            BrokerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition.code(),
+            BrokerError::UnknownTopicId => ResponseError::UnknownTopicId.code(),
+            BrokerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower.code(),
             BrokerError::Batch(b) => b.kafka_error_code(),
-            BrokerError::OffsetOutOfRange => 1,
-            BrokerError::OutOfOrderSequence { .. } => 45,
-            BrokerError::InvalidProducerEpoch { .. } => 47,
-            BrokerError::InvalidRequiredAcks => 21,
-            BrokerError::KafkaStorage(_) => 56,
-            BrokerError::NotReady => 5,
-            BrokerError::NotEnoughReplicas { .. } => 19,
-            BrokerError::NotEnoughReplicasAfterAppend { .. } => 20,
-            BrokerError::RequestTimedOut => 7,
-            BrokerError::FencedLeaderEpoch => 74,
-            BrokerError::UnknownLeaderEpoch => 76,
+            BrokerError::OffsetOutOfRange => ResponseError::OffsetOutOfRange.code(),
+            BrokerError::OutOfOrderSequence { .. } => {
+                ResponseError::OutOfOrderSequenceNumber.code()
+            }
+            BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+            BrokerError::InvalidRequiredAcks => ResponseError::InvalidRequiredAcks.code(),
+            BrokerError::KafkaStorage(_) => ResponseError::KafkaStorageError.code(),
+            BrokerError::NotReady => ResponseError::LeaderNotAvailable.code(),
+            BrokerError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+            BrokerError::NotEnoughReplicasAfterAppend { .. } => {
+                ResponseError::NotEnoughReplicasAfterAppend.code()
+            }
+            BrokerError::RequestTimedOut => ResponseError::RequestTimedOut.code(),
+            BrokerError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch.code(),
+            BrokerError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch.code(),
         }
     }
 }

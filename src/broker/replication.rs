@@ -221,7 +221,7 @@ mod codes {
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const INVALID_UPDATE_VERSION: i16 = 95;
     pub const INVALID_REQUEST: i16 = 42;
-    pub const NEW_LEADER_ELECTED: i16 = 106;
+    pub const NEW_LEADER_ELECTED: i16 = 108;
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kafka_protocol::ResponseError;
+
 use super::quorum_state::ElectionState;
 
 /// Kafka's error codes that travel in Raft responses.
@@ -29,30 +31,35 @@ pub enum RaftErrorCode {
     FencedLeaderEpoch,
     /// NOT_LEADER_OR_FOLLOWER (6): ask the leader we name instead.
     NotLeaderOrFollower,
-    /// UNKNOWN_LEADER_EPOCH (76): the sender is ahead of us.
+    /// UNKNOWN_LEADER_EPOCH (75): the sender is ahead of us.
     UnknownLeaderEpoch,
-    /// INCONSISTENT_VOTER_SET (84): the request came from a node that is not a voter.
+    /// INCONSISTENT_VOTER_SET (94): the request came from a node that is not a voter.
     InconsistentVoterSet,
 }
 
 impl RaftErrorCode {
     pub fn code(self) -> i16 {
+        self.kafka().code()
+    }
+
+    fn kafka(self) -> ResponseError {
         match self {
-            RaftErrorCode::FencedLeaderEpoch => 74,
-            RaftErrorCode::NotLeaderOrFollower => 6,
-            RaftErrorCode::UnknownLeaderEpoch => 76,
-            RaftErrorCode::InconsistentVoterSet => 84,
+            RaftErrorCode::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+            RaftErrorCode::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+            RaftErrorCode::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+            RaftErrorCode::InconsistentVoterSet => ResponseError::InconsistentVoterSet,
         }
     }
 
     pub fn from_code(code: i16) -> Option<RaftErrorCode> {
-        match code {
-            74 => Some(RaftErrorCode::FencedLeaderEpoch),
-            6 => Some(RaftErrorCode::NotLeaderOrFollower),
-            76 => Some(RaftErrorCode::UnknownLeaderEpoch),
-            84 => Some(RaftErrorCode::InconsistentVoterSet),
-            _ => None,
-        }
+        [
+            RaftErrorCode::FencedLeaderEpoch,
+            RaftErrorCode::NotLeaderOrFollower,
+            RaftErrorCode::UnknownLeaderEpoch,
+            RaftErrorCode::InconsistentVoterSet,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
     }
 }
 
@@ -118,23 +125,19 @@ impl VoterChangeError {
     /// The error code of the AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter response.
     pub fn code(&self) -> i16 {
         match self {
-            // NOT_LEADER_OR_FOLLOWER
-            VoterChangeError::NotLeader { .. } => 6,
-            // REQUEST_TIMED_OUT: Kafka's answer to everything that may succeed when retried.
+            VoterChangeError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+            // Kafka's answer to everything that may succeed when retried.
             VoterChangeError::ChangePending
             | VoterChangeError::NoHighWatermark
             | VoterChangeError::UncommittedVoters { .. }
             | VoterChangeError::NotCaughtUp { .. }
-            | VoterChangeError::NotCommitted { .. } => 7,
-            // DUPLICATE_VOTER
-            VoterChangeError::DuplicateVoter { .. } => 126,
-            // VOTER_NOT_FOUND
-            VoterChangeError::VoterNotFound { .. } => 127,
-            // INVALID_REQUEST
-            VoterChangeError::Invalid(_) => 42,
-            // UNKNOWN_SERVER_ERROR
-            VoterChangeError::Shutdown => -1,
+            | VoterChangeError::NotCommitted { .. } => ResponseError::RequestTimedOut,
+            VoterChangeError::DuplicateVoter { .. } => ResponseError::DuplicateVoter,
+            VoterChangeError::VoterNotFound { .. } => ResponseError::VoterNotFound,
+            VoterChangeError::Invalid(_) => ResponseError::InvalidRequest,
+            VoterChangeError::Shutdown => ResponseError::UnknownServerError,
         }
+        .code()
     }
 }
 
