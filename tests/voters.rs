@@ -280,8 +280,8 @@ async fn a_standalone_quorum_grows_to_three_voters_fails_over_and_shrinks() {
             "{out}"
         );
     }
-    let (leader, voters, _) = quorum(&contact).expect("status");
-    assert_eq!((leader, voters), (1, vec![1, 2, 3]));
+    let (leader, voter_ids, _) = quorum(&contact).expect("status");
+    assert_eq!((leader, voter_ids), (1, vec![1, 2, 3]));
 
     // A broker-only node finds the quorum through the bootstrap servers too, and serves.
     let mut broker = prepare_with_roles(4, "broker", &contact, None);
@@ -300,6 +300,29 @@ async fn a_standalone_quorum_grows_to_three_voters_fails_over_and_shrinks() {
         let log = n.log();
         assert!(log.contains("metadata quorum voter set"), "{log}");
     }
+    // A follower restarted on another controller port tells the leader (UpdateRaftVoter) and
+    // the voter set follows.
+    assert!(nodes[2].stop().success());
+    let old_port = nodes[2].controller_port;
+    let new_port = common::free_port();
+    let text = std::fs::read_to_string(&nodes[2].config_path)
+        .expect("config")
+        .replace(&format!(":{old_port}"), &format!(":{new_port}"));
+    std::fs::write(&nodes[2].config_path, text).expect("config");
+    nodes[2].controller_port = new_port;
+    nodes[2].launch(&[]);
+    let endpoint = format!("CONTROLLER://127.0.0.1:{new_port}");
+    wait_for("voter 3's new endpoint", || {
+        voters(&contact)
+            .iter()
+            .any(|(id, _, e)| *id == 3 && e == std::slice::from_ref(&endpoint))
+    });
+    assert!(
+        nodes[2]
+            .log()
+            .contains("announcing this voter's endpoints to the leader")
+    );
+
     // Adding a voter twice is refused with Kafka's error.
     let config = nodes[1].config_path.display().to_string();
     let (code, _, err) = common::run_kraftd(&[
@@ -440,6 +463,13 @@ async fn a_static_quorum_adds_a_voter_without_losing_data() {
     // A voter restarted on another controller port tells the leader (UpdateRaftVoter), and
     // the voter set names its new endpoint.
     assert!(second.stop().success());
+    // Node 1 alone has no majority of two: it stops leading, so the restarted node 2 must be
+    // the one to lead and tell node 1 its new address (BeginQuorumEpoch's leader endpoints).
+    wait_for("node 1 to wait for a majority", || {
+        first
+            .log()
+            .contains("waiting for a majority of the metadata quorum")
+    });
     let old_port = second.controller_port;
     let new_port = common::free_port();
     let text = std::fs::read_to_string(&second.config_path)
@@ -454,10 +484,12 @@ async fn a_static_quorum_adds_a_voter_without_losing_data() {
             .iter()
             .any(|(id, _, e)| *id == 2 && e == std::slice::from_ref(&endpoint))
     });
+    // Here node 2 leads, so it records its own endpoint (UpdateRaftVoter's leader side).
+    let log = second.log();
     assert!(
-        second
-            .log()
-            .contains("announcing this voter's endpoints to the leader")
+        log.contains("recording this leader's own new endpoints")
+            || log.contains("announcing this voter's endpoints to the leader"),
+        "{log}"
     );
     for n in [&mut first, &mut second] {
         assert!(n.stop().success());

@@ -19,9 +19,10 @@ pub async fn handle(
     let Ok(begin) = rpc::begin_epoch_request_from(&req) else {
         return BeginQuorumEpochResponse::default().with_error_code(INVALID_REQUEST);
     };
+    let endpoints = rpc::begin_epoch_leader_endpoints(&req);
     match d
         .raft
-        .handle_request(begin.leader_id, Request::BeginEpoch(begin))
+        .handle_request_with_endpoints(begin.leader_id, Request::BeginEpoch(begin), endpoints)
         .await
     {
         Ok(Response::BeginEpoch(r)) => rpc::begin_epoch_response(&r),

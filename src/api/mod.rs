@@ -40,6 +40,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_quorum;
+mod elect_leaders;
 mod end_quorum_epoch;
 mod fetch;
 mod fetch_snapshot;
@@ -98,6 +99,7 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
@@ -124,6 +126,7 @@ pub const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
 /// to the one that does (KIP-590), which serves them on its CONTROLLER listener.
 const FORWARDED_APIS: &[ApiKey] = &[
     ApiKey::CreateTopics,
+    ApiKey::ElectLeaders,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
@@ -143,6 +146,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::Vote, 0, 2),
     (ApiKey::BeginQuorumEpoch, 0, 1),
@@ -320,6 +324,7 @@ impl Dispatcher {
             ApiKey::DeleteTopics => call!(delete_topics),
             ApiKey::DeleteRecords => call!(delete_records),
             ApiKey::OffsetForLeaderEpoch => call!(offset_for_leader_epoch),
+            ApiKey::ElectLeaders => call!(elect_leaders),
             ApiKey::CreatePartitions => call!(create_partitions),
             ApiKey::InitProducerId => call!(init_producer_id),
             ApiKey::DescribeCluster => call!(describe_cluster),

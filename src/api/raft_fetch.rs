@@ -25,11 +25,25 @@ pub async fn handle(
             let answer = rpc::fetch_response(&response, records);
             // Name where the leader listens: an observer that asked a bootstrap server, or a
             // voter that joined after the leader, may not know it (KIP-853).
-            let leader = response
-                .leader_id
-                .and_then(|id| d.raft.voter_addresses().into_iter().find(|v| v.id == id));
+            // This node's own endpoint when it leads: the voter set may still hold an old one.
+            let leader = response.leader_id.and_then(|id| {
+                if id == d.node_id {
+                    let l = d.config.advertised_controller_listeners.first()?;
+                    Some((
+                        id,
+                        l.host.clone().unwrap_or_else(|| "localhost".into()),
+                        l.port,
+                    ))
+                } else {
+                    d.raft
+                        .voter_addresses()
+                        .into_iter()
+                        .find(|v| v.id == id)
+                        .map(|v| (v.id, v.host, v.port))
+                }
+            });
             match leader {
-                Some(v) => rpc::with_leader_endpoint(answer, v.id, &v.host, v.port),
+                Some((id, host, port)) => rpc::with_leader_endpoint(answer, id, &host, port),
                 None => answer,
             }
         }

@@ -92,6 +92,9 @@ pub async fn run_replica_fetchers(
     };
     let listener = config.inter_broker_listener_name.clone();
     let mut images = metadata.subscribe();
+    // The partitions' roles come from images, but only once the broker enabled them: a
+    // restarted broker may get its last image before that, and no other for a while.
+    let mut roles_enabled = replicas.roles_enabled();
     let mut fetchers: HashMap<i32, Fetcher> = HashMap::new();
     let mut generation = 0u64;
     loop {
@@ -136,6 +139,7 @@ pub async fn run_replica_fetchers(
         }
         tokio::select! {
             r = images.changed() => if r.is_err() { break },
+            r = roles_enabled.changed() => if r.is_err() { break },
             _ = shutdown.changed() => break,
         }
     }

@@ -49,6 +49,9 @@ pub struct ReplicaManager {
     roles_enabled: std::sync::atomic::AtomicBool,
     /// Serialises image application, so enabling roles never races an image being applied.
     applying: Mutex<()>,
+    /// Set once roles are enabled: the replica fetchers look at the partitions again then, as
+    /// no new image may follow for a while to wake them.
+    roles_enabled_signal: tokio::sync::watch::Sender<bool>,
     /// ISR changes for the controller (`alter_partition`). At most one change per partition
     /// is in flight, so the queue is bounded by the partitions this node leads.
     alter_isr_queue: Mutex<Option<AlterIsrQueue>>,
@@ -96,6 +99,7 @@ impl ReplicaManager {
             alter_isr_queue: Mutex::new(None),
             roles_enabled: std::sync::atomic::AtomicBool::new(false),
             applying: Mutex::new(()),
+            roles_enabled_signal: tokio::sync::watch::Sender::new(false),
             startup_checkpoints: Mutex::new(HashMap::new()),
             cleaner_offsets: Mutex::new(None),
             fetch_sessions: FetchSessionCache::new(
@@ -347,6 +351,12 @@ impl ReplicaManager {
     pub fn enable_roles(&self, image: &MetadataImage) {
         self.roles_enabled.store(true, Ordering::Release);
         self.apply_image(image);
+        self.roles_enabled_signal.send_replace(true);
+    }
+
+    /// Changes to true once `enable_roles` has applied the roles.
+    pub fn roles_enabled(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.roles_enabled_signal.subscribe()
     }
 
     /// Brings the hosted partitions in line with `image`.

@@ -37,6 +37,12 @@ pub enum ControllerError {
     UnsupportedVersion(String),
     #[error("{0}")]
     StaleBrokerEpoch(String),
+    #[error("Leader election not needed for topic partition: {0}")]
+    ElectionNotNeeded(String),
+    #[error("The preferred leader was not available: {0}")]
+    PreferredLeaderNotAvailable(String),
+    #[error("Eligible topic partition leaders are not available: {0}")]
+    EligibleLeadersNotAvailable(String),
     #[error("The server experienced an unexpected error: {0}")]
     Unknown(String),
 }
@@ -63,6 +69,13 @@ impl ControllerError {
             ControllerError::InvalidRegistration(_) => ResponseError::InvalidRegistration,
             ControllerError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
             ControllerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+            ControllerError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
+            ControllerError::PreferredLeaderNotAvailable(_) => {
+                ResponseError::PreferredLeaderNotAvailable
+            }
+            ControllerError::EligibleLeadersNotAvailable(_) => {
+                ResponseError::EligibleLeadersNotAvailable
+            }
             ControllerError::Unknown(_) => ResponseError::UnknownServerError,
         }
     }

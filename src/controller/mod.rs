@@ -10,6 +10,7 @@
 mod alter_partition;
 mod brokers;
 mod configs;
+pub mod elections;
 mod errors;
 mod forwarding;
 mod partition_change;
@@ -102,7 +103,16 @@ enum Request {
         version: i16,
         reply: oneshot::Sender<Result<AlterPartitionResponse, ControllerError>>,
     },
+    ElectLeaders {
+        election: elections::ElectionType,
+        /// None: every partition.
+        partitions: Option<Vec<(String, i32)>>,
+        reply: oneshot::Sender<ElectionResults>,
+    },
 }
+
+/// ElectLeaders' answer: each (topic, partition) asked for and its outcome.
+pub type ElectionResults = Vec<((String, i32), Result<(), ControllerError>)>;
 
 /// How brokers (and the API layer) reach the active controller.
 #[derive(Clone)]
@@ -254,6 +264,21 @@ impl ControllerHandle {
         .await?
     }
 
+    /// ElectLeaders (KIP-460): one result per partition named, or per partition of the cluster
+    /// when `partitions` is None.
+    pub async fn elect_leaders(
+        &self,
+        election: elections::ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<ElectionResults, ControllerError> {
+        self.call(|reply| Request::ElectLeaders {
+            election,
+            partitions,
+            reply,
+        })
+        .await
+    }
+
     /// A block of producer ids: (first id, count).
     pub async fn allocate_producer_ids(
         &self,
@@ -310,7 +335,16 @@ pub struct QuorumController {
     active: watch::Sender<bool>,
     /// Brokers' sessions; reset each time this node becomes active.
     sessions: BrokerHeartbeatManager,
+    /// When to look for partitions to give an unclean leader, and to hand leadership back to
+    /// preferred replicas (`auto.leader.rebalance.enable`).
+    next_unclean_check: Instant,
+    next_preferred_check: Instant,
 }
+
+/// How often the active controller looks for leaderless partitions whose topic allows an
+/// unclean election: soon after a broker is fenced or unfenced, without rescanning on every
+/// heartbeat.
+const UNCLEAN_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl QuorumController {
     pub fn new(
@@ -329,6 +363,8 @@ impl QuorumController {
                 requests: rx,
                 active: active_tx,
                 sessions,
+                next_unclean_check: Instant::now(),
+                next_preferred_check: Instant::now(),
             },
             ControllerHandle {
                 tx,
@@ -394,6 +430,9 @@ impl QuorumController {
                         None => return,
                     },
                     _ = sleep_until(next_check) => self.fence_stale_brokers().await,
+                    _ = tokio::time::sleep_until(
+                        self.next_unclean_check.min(self.next_preferred_check)
+                    ) => self.balance_leaders().await,
                 }
             }
         }
@@ -436,6 +475,10 @@ impl QuorumController {
             Instant::now(),
         );
         self.active.send_replace(true);
+        // Brokers need a moment to re-register with a new controller: do not move leaders
+        // before a whole check interval has passed.
+        self.next_preferred_check = Instant::now() + self.preferred_check_interval();
+        self.next_unclean_check = Instant::now() + UNCLEAN_CHECK_EVERY;
         info!(
             node_id = self.config.node_id,
             "became the active controller"
@@ -537,6 +580,15 @@ impl QuorumController {
                     Err(e) => Err(e),
                 };
                 let _ = reply.send(result);
+            }
+            Request::ElectLeaders {
+                election,
+                partitions,
+                reply,
+            } => {
+                let (names, results, records) = elect_leaders(&image, election, partitions);
+                let results = self.commit_unless(false, records, results).await;
+                let _ = reply.send(names.into_iter().zip(results).collect());
             }
             Request::AllocateProducerIds {
                 broker_id,
@@ -693,6 +745,72 @@ impl QuorumController {
 
     /// Fences every unfenced broker whose session expired, one at a time so each sees the
     /// leadership moves of the previous one.
+    fn preferred_check_interval(&self) -> Duration {
+        Duration::from_secs(
+            self.config
+                .broker
+                .leader_imbalance_check_interval_seconds
+                .max(1) as u64,
+        )
+    }
+
+    /// Whether `topic` may elect a leader outside its ISR: its own
+    /// `unclean.leader.election.enable`, else the node's.
+    fn unclean_allowed(&self, image: &MetadataImage, topic: &str) -> bool {
+        image
+            .topic_configs(topic)
+            .get("unclean.leader.election.enable")
+            .map(|v| v.eq_ignore_ascii_case("true"))
+            .unwrap_or(self.config.broker.unclean_leader_election_enable)
+    }
+
+    /// The periodic elections: leaderless partitions whose topics allow it get an unclean
+    /// leader; every `leader.imbalance.check.interval.seconds`, with
+    /// `auto.leader.rebalance.enable`, leadership goes back to in-sync preferred replicas
+    /// (Kafka's `maybeBalancePartitionLeaders`).
+    async fn balance_leaders(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_unclean_check {
+            self.next_unclean_check = now + UNCLEAN_CHECK_EVERY;
+            let image = self.metadata.current();
+            let records =
+                elections::unclean_leader_elections(&image, |t| self.unclean_allowed(&image, t));
+            if !records.is_empty() {
+                warn!(
+                    partitions = records.len(),
+                    "electing leaders outside the ISR (unclean.leader.election.enable): records only the lost ISR held may be gone"
+                );
+                self.commit_elections(records).await;
+            }
+        }
+        if now >= self.next_preferred_check {
+            self.next_preferred_check = now + self.preferred_check_interval();
+            if self.config.broker.auto_leader_rebalance_enable {
+                let records = elections::preferred_leader_elections(&self.metadata.current());
+                if !records.is_empty() {
+                    info!(
+                        partitions = records.len(),
+                        "moving leadership back to preferred replicas (auto.leader.rebalance.enable)"
+                    );
+                    self.commit_elections(records).await;
+                }
+            }
+        }
+    }
+
+    async fn commit_elections(
+        &self,
+        records: Vec<crate::metadata::records::PartitionChangeRecord>,
+    ) {
+        let records = records
+            .into_iter()
+            .map(MetadataRecord::PartitionChange)
+            .collect();
+        if let Err(e) = self.commit(records).await {
+            warn!(error = %e, "could not commit leader elections");
+        }
+    }
+
     async fn fence_stale_brokers(&mut self) {
         loop {
             let image = self.metadata.current();
@@ -734,6 +852,46 @@ fn session_timeout(config: &ControllerConfig) -> Duration {
 }
 
 /// Sleeps until `deadline`, or forever when there is none.
+/// ElectLeaders against `image`: the partitions asked for (every partition when None), a
+/// result for each, and the records of the elections made.
+#[allow(clippy::type_complexity)]
+fn elect_leaders(
+    image: &MetadataImage,
+    election: elections::ElectionType,
+    partitions: Option<Vec<(String, i32)>>,
+) -> (
+    Vec<(String, i32)>,
+    Vec<Result<(), ControllerError>>,
+    Vec<MetadataRecord>,
+) {
+    let partitions = partitions.unwrap_or_else(|| {
+        image
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions.keys().map(|&p| (t.name.clone(), p)))
+            .collect()
+    });
+    let mut records = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let results = partitions
+        .iter()
+        .map(|(topic, partition)| {
+            if !seen.insert((topic, *partition)) {
+                return Err(ControllerError::InvalidRequest(format!(
+                    "{topic}-{partition} is named twice"
+                )));
+            }
+            image
+                .topic(topic)
+                .and_then(|t| t.partitions.get(partition).map(|p| (t.id, p)))
+                .ok_or(ControllerError::UnknownTopicOrPartition)
+                .and_then(|(id, p)| elections::elect(image, id, *partition, p, election))
+                .map(|record| records.push(MetadataRecord::PartitionChange(record)))
+        })
+        .collect();
+    (partitions, results, records)
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,

@@ -202,6 +202,10 @@ pub struct FetchResponse {
     pub snapshot: Option<SnapshotId>,
     /// Leader side: the offset the driver reads records from. Follower side: unused.
     pub read_from: Option<i64>,
+    /// Leader side: the answer carries a high watermark this replica has not been sent yet, so
+    /// the driver answers at once instead of holding an empty fetch (followers learn a commit
+    /// without waiting out the long-poll). Follower side: unused.
+    pub high_watermark_news: bool,
     /// Follower side: the batches the driver decoded from the answer.
     pub batches: Vec<BatchMeta>,
 }
@@ -365,6 +369,8 @@ pub struct ReplicaProgress {
     pub last_caught_up_ms: Option<u64>,
     /// Our log end offset when it last fetched.
     pub last_fetch_leader_end: i64,
+    /// The high watermark our last answer to it carried.
+    pub high_watermark_sent: i64,
 }
 
 impl ReplicaProgress {
@@ -374,6 +380,7 @@ impl ReplicaProgress {
             last_fetch_ms: None,
             last_caught_up_ms: None,
             last_fetch_leader_end: -1,
+            high_watermark_sent: -1,
         }
     }
 
@@ -1507,6 +1514,7 @@ impl RaftCore {
             diverging: None,
             snapshot: None,
             read_from: None,
+            high_watermark_news: false,
             batches: Vec::new(),
         }
     }
@@ -1536,6 +1544,7 @@ impl RaftCore {
             diverging: None,
             snapshot: None,
             read_from: None,
+            high_watermark_news: false,
             batches: Vec::new(),
         };
         let valid = self.validate_fetch_position(r.fetch_offset, r.last_fetched_epoch);
@@ -1572,6 +1581,15 @@ impl RaftCore {
         } else {
             // The replica an AddRaftVoter waits for may just have caught up.
             actions.extend(self.maybe_append_added_voter());
+        }
+        if let Role::Leader(leader) = &mut self.role
+            && let Some(progress) = leader
+                .voters
+                .get_mut(&r.replica_id)
+                .or_else(|| leader.observers.get_mut(&r.replica_id))
+        {
+            response.high_watermark_news = response.high_watermark > progress.high_watermark_sent;
+            progress.high_watermark_sent = response.high_watermark;
         }
         (response, actions)
     }
@@ -2595,6 +2613,7 @@ mod tests {
             diverging,
             snapshot: None,
             read_from: None,
+            high_watermark_news: false,
             batches,
         })
     }

@@ -73,6 +73,8 @@ enum Event {
     Inbound {
         from: i32,
         request: Request,
+        /// Where the sender listens, when the request says (BeginQuorumEpoch's leader).
+        endpoints: Vec<(String, String, u16)>,
         reply: oneshot::Sender<Response>,
     },
     Outbound {
@@ -213,11 +215,23 @@ impl RaftHandle {
 
     /// A Vote, BeginQuorumEpoch or EndQuorumEpoch from another node.
     pub async fn handle_request(&self, from: i32, request: Request) -> Result<Response, RaftError> {
+        self.handle_request_with_endpoints(from, request, Vec::new())
+            .await
+    }
+
+    /// As `handle_request`, from a sender that named its endpoints (name, host, port).
+    pub async fn handle_request_with_endpoints(
+        &self,
+        from: i32,
+        request: Request,
+        endpoints: Vec<(String, String, u16)>,
+    ) -> Result<Response, RaftError> {
         let (reply, rx) = oneshot::channel();
         self.events
             .send(Event::Inbound {
                 from,
                 request,
+                endpoints,
                 reply,
             })
             .await
@@ -242,7 +256,7 @@ impl RaftHandle {
         };
         let mut log_end = self.log_end.clone();
         let hw_at_answer = response.high_watermark;
-        if *log_end.borrow() <= read_from && max_wait_ms > 0 {
+        if *log_end.borrow() <= read_from && max_wait_ms > 0 && !response.high_watermark_news {
             let mut hw = self.high_watermark.clone();
             let wait = Duration::from_millis(max_wait_ms.clamp(0, 10_000) as u64);
             // Wake on new records, or on a new high watermark the follower has not seen.
@@ -434,6 +448,8 @@ pub struct RaftDriver {
     pending_change: Option<PendingChange>,
     /// When this voter last announced its endpoints (core clock).
     endpoints_announced_at: Option<u64>,
+    /// What this node's requests name of it.
+    caller: Arc<Caller>,
     /// Everyone we may send to: voters past and present by id, bootstrap servers by
     /// `bootstrap_id`. Addresses come from Voters records, the configuration and the leader
     /// endpoints that Fetch answers name.
@@ -577,6 +593,15 @@ impl RaftDriver {
             voter_set,
             pending_change: None,
             endpoints_announced_at: None,
+            caller: Arc::new(Caller {
+                cluster_id: config.cluster_id.clone(),
+                node_id: config.node_id,
+                local_endpoints: config
+                    .local_voter
+                    .as_ref()
+                    .map(|v| v.endpoints.clone())
+                    .unwrap_or_default(),
+            }),
             peers: BTreeMap::new(),
             started: Instant::now(),
             pending_records: Bytes::new(),
@@ -903,8 +928,7 @@ impl RaftDriver {
                         sends.push(send_request(
                             peer.addr.clone(),
                             peer.idle.clone(),
-                            self.config.cluster_id.clone(),
-                            self.config.node_id,
+                            self.caller.clone(),
                             to,
                             request,
                             Duration::from_millis(300),
@@ -941,8 +965,17 @@ impl RaftDriver {
             Event::Inbound {
                 from,
                 request,
+                endpoints,
                 reply,
             } => {
+                // A new leader says where it listens now: its address in the voter set may be
+                // old (it restarted elsewhere and has not committed the update yet).
+                let sender = VoterSpec {
+                    id: from,
+                    directory_id: Uuid::nil(),
+                    endpoints,
+                };
+                self.learn_voter(&sender);
                 let (response, actions) = self.core.handle_request(self.now(), from, request);
                 // Persist the election (e.g. a vote) before the answer leaves.
                 self.execute(actions)?;
@@ -1264,8 +1297,7 @@ impl RaftDriver {
         let fut = send_request(
             peer.addr.clone(),
             peer.idle.clone(),
-            self.config.cluster_id.clone(),
-            self.config.node_id,
+            self.caller.clone(),
             to,
             request,
             timeout,
@@ -1443,16 +1475,28 @@ fn read_control_records(log: &PartitionLog) -> Result<Vec<(i64, VoterControl)>, 
     Ok(found)
 }
 
+/// Who sends the driver's requests: what every request names of this node.
+struct Caller {
+    cluster_id: String,
+    node_id: i32,
+    /// This node's controller endpoints, named in BeginQuorumEpoch when it leads.
+    local_endpoints: Vec<(String, String, u16)>,
+}
+
 /// Sends one request to a peer over a pooled connection and converts the answer for the core.
 async fn send_request(
     addr: String,
     idle: Arc<Mutex<Vec<KafkaConnection>>>,
-    cluster_id: String,
-    node_id: i32,
+    caller: Arc<Caller>,
     to: i32,
     request: Request,
     timeout: Duration,
 ) -> Result<Answer, String> {
+    let Caller {
+        cluster_id,
+        node_id,
+        local_endpoints,
+    } = &*caller;
     let pooled = idle.lock().ok().and_then(|mut v| v.pop());
     let mut conn = match pooled {
         Some(c) => c,
@@ -1463,28 +1507,28 @@ async fn send_request(
     let c = &mut conn;
     let result = match &request {
         Request::Vote(r) => {
-            let req = rpc::vote_request(&cluster_id, to, r);
+            let req = rpc::vote_request(cluster_id, to, r);
             exchange(c, rpc::VOTE_VERSION, &req, timeout, |resp| {
                 rpc::vote_response_from(resp, r.pre_vote).map(|v| Answer::of(Response::Vote(v)))
             })
             .await
         }
         Request::BeginEpoch(r) => {
-            let req = rpc::begin_epoch_request(&cluster_id, to, r);
+            let req = rpc::begin_epoch_request(cluster_id, to, r, local_endpoints);
             exchange(c, rpc::BEGIN_EPOCH_VERSION, &req, timeout, |resp| {
                 rpc::begin_epoch_response_from(resp).map(|v| Answer::of(Response::BeginEpoch(v)))
             })
             .await
         }
         Request::EndEpoch(r) => {
-            let req = rpc::end_epoch_request(&cluster_id, r);
+            let req = rpc::end_epoch_request(cluster_id, r);
             exchange(c, rpc::END_EPOCH_VERSION, &req, timeout, |resp| {
                 rpc::end_epoch_response_from(resp).map(|v| Answer::of(Response::EndEpoch(v)))
             })
             .await
         }
         Request::Fetch(r) => {
-            let req = rpc::fetch_request(&cluster_id, r);
+            let req = rpc::fetch_request(cluster_id, r);
             exchange(c, rpc::FETCH_VERSION, &req, timeout, |resp| {
                 rpc::fetch_response_from(resp).map(|(v, records)| Answer {
                     response: Response::Fetch(v),

@@ -136,9 +136,27 @@ pub fn vote_response_from(resp: &KVoteResp, pre_vote: bool) -> Result<VoteRespon
 
 // ---- BeginQuorumEpoch / EndQuorumEpoch ----
 
-pub fn begin_epoch_request(cluster_id: &str, to: i32, r: &BeginEpochRequest) -> KBeginReq {
+/// `leader_endpoints`: the new leader's controller endpoints (name, host, port), so a voter
+/// that only knows an old address of it can fetch from it (KIP-853's LeaderEndpoints).
+pub fn begin_epoch_request(
+    cluster_id: &str,
+    to: i32,
+    r: &BeginEpochRequest,
+    leader_endpoints: &[(String, String, u16)],
+) -> KBeginReq {
     KBeginReq::default()
         .with_cluster_id(cluster(cluster_id))
+        .with_leader_endpoints(
+            leader_endpoints
+                .iter()
+                .map(|(name, host, port)| {
+                    begin_quorum_epoch_request::LeaderEndpoint::default()
+                        .with_name(StrBytes::from_string(name.clone()))
+                        .with_host(StrBytes::from_string(host.clone()))
+                        .with_port(*port)
+                })
+                .collect(),
+        )
         .with_voter_id(BrokerId(to))
         .with_topics(vec![
             begin_quorum_epoch_request::TopicData::default()
@@ -150,6 +168,15 @@ pub fn begin_epoch_request(cluster_id: &str, to: i32, r: &BeginEpochRequest) -> 
                         .with_leader_epoch(r.epoch),
                 ]),
         ])
+}
+
+/// The leader endpoints a BeginQuorumEpoch names, as (name, host, port).
+pub fn begin_epoch_leader_endpoints(req: &KBeginReq) -> Vec<(String, String, u16)> {
+    req.leader_endpoints
+        .iter()
+        .filter(|e| !e.host.is_empty() && e.port > 0)
+        .map(|e| (e.name.to_string(), e.host.to_string(), e.port))
+        .collect()
 }
 
 pub fn begin_epoch_request_from(req: &KBeginReq) -> Result<BeginEpochRequest, RpcError> {
@@ -439,6 +466,7 @@ pub fn fetch_response_from(resp: &KFetchResp) -> Result<(FetchResponse, Bytes), 
             diverging,
             snapshot,
             read_from: None,
+            high_watermark_news: false,
             batches,
         },
         // A partial batch at the end (max bytes) is dropped; the next fetch gets it whole.
@@ -501,6 +529,7 @@ mod tests {
             diverging: Some((2, 40)),
             snapshot: None,
             read_from: None,
+            high_watermark_news: false,
             batches: vec![],
         };
         let wire = round_trip(&fetch_response(&resp, None), FETCH_VERSION);
