@@ -431,9 +431,9 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     key("auto.leader.rebalance.enable", T::Boolean, Some("true"), V::None, S::Replication,
         "Move leadership back to preferred replicas."),
     key("leader.imbalance.check.interval.seconds", T::Long, Some("300"), V::AtLeast(1), S::Replication,
-        "How often leader balance is checked."),
+        "How often the controller moves leadership back to preferred replicas."),
     key("leader.imbalance.per.broker.percentage", T::Int, Some("10"), V::None, S::Replication,
-        "Imbalance percentage that triggers a rebalance."),
+        "Accepted, not used: as Kafka's KRaft controller, every imbalanced partition is balanced."),
     // Metadata and broker lifecycle
     key("broker.heartbeat.interval.ms", T::Int, Some("2000"), V::None, S::Metadata,
         "Interval of broker heartbeats to the active controller."),
