@@ -156,39 +156,9 @@ pub fn unclean_leader_elections(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::records::{
-        MetadataRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
-    };
+    use crate::controller::partition_change::tests::image;
 
     const TOPIC: Uuid = Uuid::from_u128(7);
-
-    /// Brokers (id, fenced) and one topic "t" whose partitions are (replicas, isr, leader).
-    fn image(brokers: &[(i32, bool)], partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for &(id, fenced) in brokers {
-            image.apply(&MetadataRecord::RegisterBroker(RegisterBrokerRecord {
-                broker_id: id,
-                broker_epoch: id as i64,
-                fenced,
-                ..RegisterBrokerRecord::default()
-            }));
-        }
-        image.apply(&MetadataRecord::Topic(TopicRecord {
-            name: "t".into(),
-            topic_id: TOPIC,
-        }));
-        for (i, (replicas, isr, leader)) in partitions.iter().enumerate() {
-            image.apply(&MetadataRecord::Partition(PartitionRecord {
-                partition_id: i as i32,
-                topic_id: TOPIC,
-                replicas: replicas.to_vec(),
-                isr: isr.to_vec(),
-                leader: *leader,
-                ..PartitionRecord::default()
-            }));
-        }
-        image
-    }
 
     fn partition(image: &MetadataImage, id: i32) -> PartitionRegistration {
         image.topic("t").expect("t").partitions[&id].clone()

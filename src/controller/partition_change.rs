@@ -111,7 +111,7 @@ pub fn has_leaderships(image: &MetadataImage, broker: i32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::metadata::records::{
         MetadataRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
@@ -185,7 +185,12 @@ mod tests {
         assert_eq!(change(&p, &[1, 2], &[1, 2]), None);
     }
 
-    fn image(brokers: &[(i32, bool)], partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
+    /// Brokers (id, fenced) and one topic "t" (id 7) whose partitions are (replicas, isr,
+    /// leader); the elections tests use it too.
+    pub(in crate::controller) fn image(
+        brokers: &[(i32, bool)],
+        partitions: &[(&[i32], &[i32], i32)],
+    ) -> MetadataImage {
         let mut image = MetadataImage::default();
         for &(id, fenced) in brokers {
             image.apply(&MetadataRecord::RegisterBroker(RegisterBrokerRecord {
