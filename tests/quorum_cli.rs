@@ -398,7 +398,7 @@ fn add_voter_formatted_for_another_cluster_is_refused_by_the_leader() {
 }
 
 #[test]
-fn remove_voter_of_an_unknown_or_static_voter_fails_with_one_line() {
+fn remove_voter_of_an_unknown_or_the_only_voter_fails_with_one_line() {
     let node = Node::start(&[]);
     let leader = controller(&node);
     let (code, out, err) = quorum(&[
@@ -415,12 +415,14 @@ fn remove_voter_of_an_unknown_or_static_voter_fails_with_one_line() {
          voters 1. Fix: pass the id of a voter (kraftd quorum status lists them)\n"
     );
 
-    // Voter 1 of a static quorum has no directory id to remove it by.
+    // Voter 1 of a static quorum is named by the zero directory id; as the only voter it cannot
+    // leave (Kafka's VOTER_NOT_FOUND).
     let (code, out, err) = quorum(&["remove-voter", "--bootstrap-controller", &leader, "-i", "1"]);
     assert_one_error_line(code, &out, &err);
-    assert!(err.contains("static quorum"), "{err}");
+    assert!(err.contains("VOTER_NOT_FOUND"), "{err}");
+    assert!(err.contains("or is the only one"), "{err}");
 
-    // Given one, the leader decides, and a static quorum keeps its voter.
+    // A directory id that is not the voter's is refused too, and the voter stays.
     let (_, dir, _) = run_kraftd(&["storage", "random-uuid"]);
     let (code, out, err) = quorum(&[
         "remove-voter",

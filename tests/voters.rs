@@ -495,3 +495,60 @@ async fn a_static_quorum_adds_a_voter_without_losing_data() {
         assert!(n.stop().success());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_quorum_removes_a_voter_with_the_command_its_error_names() {
+    // Three voters from controller.quorum.voters: none has a directory id.
+    let mut cluster = common::cluster::Cluster::start(3, &[]);
+    let contact = controller(&cluster.nodes[0]);
+    wait_for("a leader", || {
+        quorum(&contact).is_some_and(|(l, v, _)| l > 0 && v == vec![1, 2, 3])
+    });
+    // What the "voter list changed" error tells an operator who dropped node 3 from the list.
+    let (code, out, err) = common::run_kraftd(&[
+        "quorum",
+        "remove-voter",
+        "--bootstrap-controller",
+        &contact,
+        "--controller-id",
+        "3",
+    ]);
+    assert_eq!(code, 0, "remove-voter: {err}");
+    assert!(out.contains("Removed controller 3"), "{out}");
+    wait_for("voters [1, 2]", || {
+        quorum(&contact).is_some_and(|(l, v, _)| l > 0 && v == vec![1, 2])
+    });
+    // Node 3 carries on as an observer; nodes 1 and 2 restart with a list without it.
+    assert!(cluster.node(3).stop().success());
+    for id in [1, 2] {
+        let node = cluster.node(id);
+        assert!(node.stop().success());
+        let text = std::fs::read_to_string(&node.config_path).expect("config");
+        let voters_line = text
+            .lines()
+            .find(|l| l.starts_with("controller.quorum.voters="))
+            .expect("voters line")
+            .to_string();
+        let shorter: Vec<&str> = voters_line
+            .trim_start_matches("controller.quorum.voters=")
+            .split(',')
+            .filter(|v| !v.starts_with("3@"))
+            .collect();
+        let text = text.replace(
+            &voters_line,
+            &format!("controller.quorum.voters={}", shorter.join(",")),
+        );
+        std::fs::write(&node.config_path, text).expect("config");
+    }
+    for id in [1, 2] {
+        cluster.node(id).launch(&[]);
+    }
+    wait_for("the two voters lead again", || {
+        quorum(&contact).is_some_and(|(l, v, _)| l > 0 && v == vec![1, 2])
+    });
+    for id in [1, 2] {
+        let node = cluster.node(id);
+        assert!(!node.log().contains("differs from the voter set"));
+        assert!(node.stop().success());
+    }
+}

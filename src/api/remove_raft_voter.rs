@@ -23,7 +23,7 @@ pub async fn handle(
             other_cluster(req.cluster_id.as_deref(), &d.cluster_id),
         );
     }
-    if let Err(why) = voter_key(req.voter_id, req.voter_directory_id) {
+    if let Err(why) = voter_key(req.voter_id) {
         return refused(INVALID_REQUEST, format!("RemoveRaftVoter: {why}"));
     }
     match d
@@ -42,16 +42,12 @@ fn refused(code: i16, message: String) -> RemoveRaftVoterResponse {
         .with_error_message(Some(StrBytes::from_string(message)))
 }
 
-/// A voter of a dynamic quorum is named by both ids, as Kafka's ReplicaKey with a directory id.
-fn voter_key(voter_id: i32, directory_id: uuid::Uuid) -> Result<(), String> {
+/// A voter is named by its id and, as Kafka's ReplicaKey, the directory id DescribeQuorum
+/// reports for it; that is the zero uuid for a voter of a static quorum (controller.quorum.voters),
+/// which the driver accepts only for such a voter.
+fn voter_key(voter_id: i32) -> Result<(), String> {
     if voter_id < 0 {
         return Err(format!("voter id {voter_id} is negative"));
-    }
-    if directory_id.is_nil() {
-        return Err(format!(
-            "voter {voter_id} is named without a directory id (the zero uuid); name it by its id \
-             and the directory id that DescribeQuorum reports for it"
-        ));
     }
     Ok(())
 }
@@ -61,18 +57,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_voter_is_named_by_a_valid_id_and_a_directory_id() {
-        let dir = uuid::Uuid::from_u128(7);
-        assert_eq!(voter_key(3, dir), Ok(()));
-        assert!(
-            voter_key(-1, dir)
-                .expect_err("negative")
-                .contains("negative")
-        );
-        assert!(
-            voter_key(3, uuid::Uuid::nil())
-                .expect_err("nil")
-                .contains("without a directory id")
-        );
+    fn a_voter_is_named_by_a_valid_id() {
+        assert_eq!(voter_key(3), Ok(()));
+        assert!(voter_key(-1).expect_err("negative").contains("negative"));
     }
 }

@@ -970,13 +970,7 @@ fn parse_directory_id(raw: &str) -> Result<uuid::Uuid, String> {
              option out to use the one the leader reports"
         )
     })?;
-    if id.is_nil() {
-        return Err(format!(
-            "--controller-directory-id '{raw}' is the zero uuid: a voter without a directory id \
-             belongs to a static quorum (controller.quorum.voters), whose voters cannot be \
-             removed. Fix: pass the directoryId kraftd quorum status prints for the voter"
-        ));
-    }
+    // The zero uuid (AAAAAAAAAAAAAAAAAAAAAA) names a voter of a static quorum, which has none.
     Ok(id)
 }
 
@@ -992,15 +986,7 @@ fn voter_directory_id(info: &QuorumInfo, id: i32) -> Result<uuid::Uuid, String> 
             ids.join(", ")
         ));
     };
-    if voter.directory_id.is_nil() {
-        return Err(format!(
-            "cannot remove controller {id}: the leader (node {}) reports no directory id for \
-             it, so it is a voter of a static quorum (controller.quorum.voters), whose voters \
-             cannot change. Fix: only a quorum formatted with --standalone or \
-             --initial-controllers can lose a voter",
-            info.leader_id
-        ));
-    }
+    // A voter of a static quorum (controller.quorum.voters) has none: the zero uuid names it.
     Ok(voter.directory_id)
 }
 
@@ -1025,9 +1011,9 @@ fn kafka_error_name(code: i16) -> String {
 /// What to do about the leader's refusal `code`.
 fn fix_for(change: &VoterChange, code: i16) -> String {
     let id = change.id();
-    let static_quorum = "the quorum's voters are fixed (a static quorum from \
-        controller.quorum.voters, kraft.version 0); only a quorum formatted with --standalone or \
-        --initial-controllers can change its voters";
+    let static_quorum = "the leader's quorum is static (controller.quorum.voters, kraft.version \
+        0) and does not change its voters by itself, as kraftd's does: on Apache Kafka, upgrade \
+        the kraft.version feature to 1 first";
     match (change, code) {
         (VoterChange::Add(_), 7) => "start the new controller first (it must be fetching the \
             metadata log as an observer) and retry once it has caught up; a voter change already \
@@ -1515,14 +1501,13 @@ log.dirs=/var/lib/kraftd
             "cannot remove controller 9: VOTER_NOT_FOUND: the leader (node 2) lists the voters \
              1, 2, 3. Fix: pass the id of a voter (kraftd quorum status lists them)"
         );
-        let err = voter_directory_id(&info, 1).expect_err("static voter");
-        assert!(err.contains("static quorum"), "{err}");
+        // A static voter has no directory id: the zero uuid names it.
+        assert_eq!(voter_directory_id(&info, 1), Ok(uuid::Uuid::nil()));
         assert_eq!(parse_directory_id(DIR2), Ok(dir));
         assert!(parse_directory_id("x").is_err());
-        assert!(
-            parse_directory_id("AAAAAAAAAAAAAAAAAAAAAA")
-                .expect_err("zero")
-                .contains("zero uuid")
+        assert_eq!(
+            parse_directory_id("AAAAAAAAAAAAAAAAAAAAAA"),
+            Ok(uuid::Uuid::nil())
         );
     }
 
@@ -1586,7 +1571,7 @@ log.dirs=/var/lib/kraftd
             "{line}"
         );
         for change in [&add, &remove] {
-            assert!(fix_for(change, 35).contains("static quorum"));
+            assert!(fix_for(change, 35).contains("quorum is static"));
             assert!(fix_for(change, -1).contains("leader's log"));
         }
     }

@@ -772,8 +772,10 @@ impl RaftDriver {
                 voter_id,
                 directory_id,
             } => {
+                // Exactly the directory id the voter set holds: the zero uuid names a voter of
+                // a static quorum, which has none, and nothing else.
                 if let Some(known) = self.voter_set.get(*voter_id)
-                    && !same_directory(known.directory_id, *directory_id)
+                    && known.directory_id != *directory_id
                 {
                     return Err(VoterChangeError::Invalid(format!(
                         "voter {voter_id} has directory id {}, not {}",
