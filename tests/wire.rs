@@ -574,8 +574,13 @@ fn voter_change_apis_answer_on_the_controller_listener() {
     let remove = RemoveRaftVoterRequest::default()
         .with_cluster_id(None)
         .with_voter_id(1);
+    // Without a directory id it names a static voter; the only voter cannot leave (or the add
+    // above is still pending): an error either way, never a closed connection.
     let resp: RemoveRaftVoterResponse = c.call(ApiKey::RemoveRaftVoter, 0, 4, &remove);
-    assert_eq!(resp.error_code, 42, "no directory id: {resp:?}");
+    assert!(
+        [7, 127].contains(&resp.error_code),
+        "no directory id: {resp:?}"
+    );
     let resp: RemoveRaftVoterResponse = c.call(
         ApiKey::RemoveRaftVoter,
         0,
