@@ -87,6 +87,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
         voters: voters.clone(),
         bootstrap_servers: config.controller_quorum_bootstrap_servers.clone(),
         local_voter: local_voter(&config),
+        auto_join: config.controller_quorum_auto_join_enable,
         controller_listener: config
             .controller_listener_names
             .first()

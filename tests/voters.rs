@@ -552,3 +552,39 @@ async fn a_static_quorum_removes_a_voter_with_the_command_its_error_names() {
         assert!(node.stop().success());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_with_auto_join_becomes_a_voter_by_itself() {
+    let (code, out, err) = common::run_kraftd(&["storage", "random-uuid"]);
+    assert_eq!(code, 0, "{err}");
+    let cluster_id = out.trim().to_string();
+    let mut first = prepare(1, "", None);
+    format(&first, &cluster_id, Some("--standalone"));
+    first.launch(&[]);
+    let contact = controller(&first);
+    let mut second = prepare(2, &contact, None);
+    std::fs::write(
+        &second.config_path,
+        std::fs::read_to_string(&second.config_path).expect("config")
+            + "controller.quorum.auto.join.enable=true\n",
+    )
+    .expect("config");
+    format(&second, &cluster_id, Some("--no-initial-controllers"));
+    second.launch(&[]);
+    wait_for("node 2 to join the voters by itself", || {
+        quorum(&contact).is_some_and(|(l, v, _)| l == 1 && v == vec![1, 2])
+    });
+    assert!(
+        second
+            .log()
+            .contains("asking the leader to make this controller a voter")
+    );
+    // It stays a voter across a restart, and asks nothing more.
+    second.restart();
+    wait_for("the same two voters", || {
+        quorum(&contact).is_some_and(|(l, v, _)| l > 0 && v == vec![1, 2])
+    });
+    for n in [&mut first, &mut second] {
+        assert!(n.stop().success());
+    }
+}

@@ -219,6 +219,8 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         "Timeout of a quorum request before it is retried."),
     key("controller.quorum.retry.backoff.ms", T::Int, Some("20"), V::None, S::Quorum,
         "Backoff before retrying a failed quorum request."),
+    key("controller.quorum.auto.join.enable", T::Boolean, Some("false"), V::None, S::Quorum,
+        "A controller of a dynamic quorum that is not a voter asks the leader to add it (AddRaftVoter) once caught up."),
     // Sockets
     dynamic(key("listeners", T::String, Some("PLAINTEXT://:9092"), V::None, S::Sockets,
         "Comma-separated NAME://host:port to bind; empty host = all interfaces, [::1] for IPv6.")),

@@ -101,6 +101,7 @@ pub struct ServerConfig {
     pub controller_quorum_request_timeout_ms: i32,
     pub controller_quorum_retry_backoff_ms: i32,
     pub controller_quorum_append_linger_ms: i32,
+    pub controller_quorum_auto_join_enable: bool,
     pub broker_rack: Option<String>,
 
     pub log_dirs: Vec<PathBuf>,
@@ -609,6 +610,7 @@ fn build(l: Loader<'_>, warnings: Vec<String>) -> Result<ServerConfig, ConfigErr
         controller_quorum_request_timeout_ms: l.int("controller.quorum.request.timeout.ms")?,
         controller_quorum_retry_backoff_ms: l.int("controller.quorum.retry.backoff.ms")?,
         controller_quorum_append_linger_ms: l.int("controller.quorum.append.linger.ms")?,
+        controller_quorum_auto_join_enable: l.bool("controller.quorum.auto.join.enable")?,
         broker_rack: l.opt_string("broker.rack")?,
         log_dirs,
         metadata_log_dir,

@@ -459,6 +459,7 @@ fn one_voter(dir: &std::path::Path) -> RaftConfig {
         bootstrap_servers: Vec::new(),
         controller_listener: "CONTROLLER".into(),
         local_voter: None,
+        auto_join: false,
         metadata_log_dir: dir.to_path_buf(),
         timeouts: crate::raft::core::Timeouts::default(),
         snapshots_written: None,

@@ -371,6 +371,9 @@ pub struct RaftConfig {
     /// endpoints); None for a broker-only node. A voter whose recorded endpoints differ tells
     /// the leader (UpdateRaftVoter), so the others find it at its new address.
     pub local_voter: Option<VoterSpec>,
+    /// `controller.quorum.auto.join.enable`: a controller that is not a voter of a dynamic
+    /// quorum asks the leader to add it (AddRaftVoter), as Kafka 4.1's do.
+    pub auto_join: bool,
     pub metadata_log_dir: PathBuf,
     pub timeouts: Timeouts,
     /// Snapshots the metadata loader writes; the core learns of each (it may then answer a
@@ -446,8 +449,9 @@ pub struct RaftDriver {
     voter_set: VoterSet,
     /// The voter change under way at the core, with the endpoints it brings and whom to answer.
     pending_change: Option<PendingChange>,
-    /// When this voter last announced its endpoints (core clock).
-    endpoints_announced_at: Option<u64>,
+    /// When this controller last asked the leader about itself: UpdateRaftVoter for its
+    /// endpoints, or AddRaftVoter under auto-join (core clock).
+    self_request_at: Option<u64>,
     /// What this node's requests name of it.
     caller: Arc<Caller>,
     /// Everyone we may send to: voters past and present by id, bootstrap servers by
@@ -592,7 +596,7 @@ impl RaftDriver {
             voters: voters_tx,
             voter_set,
             pending_change: None,
-            endpoints_announced_at: None,
+            self_request_at: None,
             caller: Arc::new(Caller {
                 cluster_id: config.cluster_id.clone(),
                 node_id: config.node_id,
@@ -696,12 +700,12 @@ impl RaftDriver {
         }
         let now = self.now();
         if self
-            .endpoints_announced_at
+            .self_request_at
             .is_some_and(|t| now < t + self.config.timeouts.request_ms)
         {
             return Ok(());
         }
-        self.endpoints_announced_at = Some(now);
+        self.self_request_at = Some(now);
         match self.core.role() {
             Role::Leader(_) => {
                 if self.pending_change.is_some() {
@@ -740,6 +744,54 @@ impl RaftDriver {
             }
             _ => Ok(()),
         }
+    }
+
+    /// `controller.quorum.auto.join.enable`: an observer controller of a dynamic quorum that
+    /// follows a leader asks it to be added, every other request timeout until it is a voter
+    /// (the leader adds it once it has caught up; until then it answers REQUEST_TIMED_OUT).
+    fn maybe_auto_join(&mut self) {
+        if !self.config.auto_join || self.core.is_voter() {
+            return;
+        }
+        let Some(me) = self.config.local_voter.clone() else {
+            return;
+        };
+        if me.directory_id.is_nil()
+            || me.endpoints.is_empty()
+            || self.voter_set.kraft_version() < super::snapshot::KRAFT_VERSION_1
+        {
+            return;
+        }
+        let Role::Follower(f) = self.core.role() else {
+            return;
+        };
+        let Some(peer) = self.peers.get(&f.leader_id) else {
+            return;
+        };
+        let now = self.now();
+        if self
+            .self_request_at
+            .is_some_and(|t| now < t + 2 * self.config.timeouts.request_ms)
+        {
+            return;
+        }
+        self.self_request_at = Some(now);
+        info!(
+            leader = f.leader_id,
+            voter = %me,
+            "asking the leader to make this controller a voter (controller.quorum.auto.join.enable)"
+        );
+        let task = send_add_voter(
+            peer.addr.clone(),
+            self.config.cluster_id.clone(),
+            me,
+            Duration::from_millis(self.config.timeouts.request_ms),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                info!(error = %e, "not a voter yet; asking again");
+            }
+        });
     }
 
     /// AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter: checked here against what only the
@@ -890,6 +942,7 @@ impl RaftDriver {
                 _ = health.tick() => {
                     self.report_health();
                     self.announce_endpoints()?;
+                    self.maybe_auto_join();
                 }
                 open = snapshot_written => {
                     let latest = match snapshots.as_ref() {
@@ -1581,18 +1634,12 @@ async fn send_update_voter(
         .with_current_leader_epoch(epoch)
         .with_voter_id(voter.id)
         .with_voter_directory_id(voter.directory_id)
-        .with_listeners(
-            voter
-                .endpoints
-                .iter()
-                .map(|(name, host, port)| {
-                    Listener::default()
-                        .with_name(StrBytes::from_string(name.clone()))
-                        .with_host(StrBytes::from_string(host.clone()))
-                        .with_port(*port)
-                })
-                .collect(),
-        )
+        .with_listeners(wire_listeners(&voter, |name, host, port| {
+            Listener::default()
+                .with_name(name)
+                .with_host(host)
+                .with_port(port)
+        }))
         .with_k_raft_version_feature(
             KRaftVersionFeature::default()
                 .with_min_supported_version(0)
@@ -1608,6 +1655,64 @@ async fn send_update_voter(
     match response.error_code {
         0 => Ok(()),
         code => Err(format!("UpdateRaftVoter answered error {code}")),
+    }
+}
+
+/// `voter`'s endpoints as a request's listeners (AddRaftVoter's and UpdateRaftVoter's are
+/// different types of the same shape).
+fn wire_listeners<L>(
+    voter: &VoterSpec,
+    listener: impl Fn(kafka_protocol::protocol::StrBytes, kafka_protocol::protocol::StrBytes, u16) -> L,
+) -> Vec<L> {
+    use kafka_protocol::protocol::StrBytes;
+    voter
+        .endpoints
+        .iter()
+        .map(|(name, host, port)| {
+            listener(
+                StrBytes::from_string(name.clone()),
+                StrBytes::from_string(host.clone()),
+                *port,
+            )
+        })
+        .collect()
+}
+
+/// Asks the leader at `addr` to add `voter` (AddRaftVoter v0), waiting up to `timeout` there.
+async fn send_add_voter(
+    addr: String,
+    cluster_id: String,
+    voter: VoterSpec,
+    timeout: Duration,
+) -> Result<(), String> {
+    use kafka_protocol::messages::AddRaftVoterRequest;
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    use kafka_protocol::protocol::StrBytes;
+    let request = AddRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_string(cluster_id)))
+        .with_timeout_ms(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_voter_id(voter.id)
+        .with_voter_directory_id(voter.directory_id)
+        .with_listeners(wire_listeners(&voter, |name, host, port| {
+            Listener::default()
+                .with_name(name)
+                .with_host(host)
+                .with_port(port)
+        }));
+    let mut conn = KafkaConnection::connect(&addr, &format!("kraftd-raft-{}", voter.id), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The leader answers once the change commits, or after the request's timeout.
+    let response = conn
+        .send(0, &request, timeout * 2)
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.error_code {
+        0 => Ok(()),
+        code => Err(format!(
+            "AddRaftVoter answered error {code}: {}",
+            response.error_message.as_deref().unwrap_or("")
+        )),
     }
 }
 
