@@ -124,6 +124,13 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
     ) -> Result<Arc<Partition>, BrokerError> {
+        // Until the broker has caught up with the metadata log after a start, its image may not
+        // know the topic yet: say "not the leader here" (retriable; clients refresh metadata)
+        // rather than UNKNOWN_TOPIC_OR_PARTITION, which librdkafka hands to the application.
+        // Kafka's broker does not accept clients at all before that point.
+        if !self.roles_enabled.load(Ordering::Acquire) {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
         let t = image
             .topic(topic)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
