@@ -151,6 +151,34 @@ fn voters(bootstrap_controller: &str) -> Vec<(i32, Option<String>, Vec<String>)>
         .unwrap_or_default()
 }
 
+fn new_cluster_id() -> String {
+    let (code, out, err) = common::run_kraftd(&["storage", "random-uuid"]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+/// Moves a stopped `node`'s controller listener to a free port in its config, and starts it.
+fn relaunch_on_a_new_controller_port(node: &mut Node) {
+    let old_port = node.controller_port;
+    let new_port = common::free_port();
+    let text = std::fs::read_to_string(&node.config_path)
+        .expect("config")
+        .replace(&format!(":{old_port}"), &format!(":{new_port}"));
+    std::fs::write(&node.config_path, text).expect("config");
+    node.controller_port = new_port;
+    node.launch(&[]);
+}
+
+/// Waits until the voter set names `port` as voter `id`'s only endpoint.
+fn wait_for_endpoint(contact: &str, id: i32, port: u16) {
+    let endpoint = format!("CONTROLLER://127.0.0.1:{port}");
+    wait_for(&format!("voter {id}'s endpoint {endpoint}"), || {
+        voters(contact)
+            .iter()
+            .any(|(v, _, e)| *v == id && e == std::slice::from_ref(&endpoint))
+    });
+}
+
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
@@ -245,9 +273,7 @@ fn read_all(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_quorum_grows_to_three_voters_fails_over_and_shrinks() {
-    let (code, out, err) = common::run_kraftd(&["storage", "random-uuid"]);
-    assert_eq!(code, 0, "{err}");
-    let cluster_id = out.trim().to_string();
+    let cluster_id = new_cluster_id();
 
     // Kafka 4.x's quickstart: one controller formatted --standalone ...
     let mut first = prepare(1, "", None);
@@ -303,20 +329,8 @@ async fn a_standalone_quorum_grows_to_three_voters_fails_over_and_shrinks() {
     // A follower restarted on another controller port tells the leader (UpdateRaftVoter) and
     // the voter set follows.
     assert!(nodes[2].stop().success());
-    let old_port = nodes[2].controller_port;
-    let new_port = common::free_port();
-    let text = std::fs::read_to_string(&nodes[2].config_path)
-        .expect("config")
-        .replace(&format!(":{old_port}"), &format!(":{new_port}"));
-    std::fs::write(&nodes[2].config_path, text).expect("config");
-    nodes[2].controller_port = new_port;
-    nodes[2].launch(&[]);
-    let endpoint = format!("CONTROLLER://127.0.0.1:{new_port}");
-    wait_for("voter 3's new endpoint", || {
-        voters(&contact)
-            .iter()
-            .any(|(id, _, e)| *id == 3 && e == std::slice::from_ref(&endpoint))
-    });
+    relaunch_on_a_new_controller_port(&mut nodes[2]);
+    wait_for_endpoint(&contact, 3, nodes[2].controller_port);
     assert!(
         nodes[2]
             .log()
@@ -470,20 +484,8 @@ async fn a_static_quorum_adds_a_voter_without_losing_data() {
             .log()
             .contains("waiting for a majority of the metadata quorum")
     });
-    let old_port = second.controller_port;
-    let new_port = common::free_port();
-    let text = std::fs::read_to_string(&second.config_path)
-        .expect("config")
-        .replace(&format!(":{old_port}"), &format!(":{new_port}"));
-    std::fs::write(&second.config_path, text).expect("config");
-    second.controller_port = new_port;
-    second.launch(&[]);
-    let endpoint = format!("CONTROLLER://127.0.0.1:{new_port}");
-    wait_for("voter 2's new endpoint in the voter set", || {
-        voters(&contact)
-            .iter()
-            .any(|(id, _, e)| *id == 2 && e == std::slice::from_ref(&endpoint))
-    });
+    relaunch_on_a_new_controller_port(&mut second);
+    wait_for_endpoint(&contact, 2, second.controller_port);
     // Here node 2 leads, so it records its own endpoint (UpdateRaftVoter's leader side).
     let log = second.log();
     assert!(
@@ -555,9 +557,7 @@ async fn a_static_quorum_removes_a_voter_with_the_command_its_error_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_with_auto_join_becomes_a_voter_by_itself() {
-    let (code, out, err) = common::run_kraftd(&["storage", "random-uuid"]);
-    assert_eq!(code, 0, "{err}");
-    let cluster_id = out.trim().to_string();
+    let cluster_id = new_cluster_id();
     let mut first = prepare(1, "", None);
     format(&first, &cluster_id, Some("--standalone"));
     first.launch(&[]);

@@ -1645,17 +1645,29 @@ async fn send_update_voter(
                 .with_min_supported_version(0)
                 .with_max_supported_version(super::snapshot::KRAFT_VERSION_1),
         );
-    let mut conn = KafkaConnection::connect(&addr, &format!("kraftd-raft-{}", voter.id), timeout)
+    ask_leader(&addr, voter.id, &request, timeout, |r| {
+        (r.error_code != 0).then(|| format!("UpdateRaftVoter answered error {}", r.error_code))
+    })
+    .await
+}
+
+/// Sends this node's own voter request (v0) to the leader at `addr` and waits up to `wait` for
+/// the answer; `refusal` reads an error out of it.
+async fn ask_leader<R: kafka_protocol::protocol::Request>(
+    addr: &str,
+    node_id: i32,
+    request: &R,
+    wait: Duration,
+    refusal: impl FnOnce(&R::Response) -> Option<String>,
+) -> Result<(), String> {
+    let mut conn = KafkaConnection::connect(addr, &format!("kraftd-raft-{node_id}"), wait)
         .await
         .map_err(|e| e.to_string())?;
     let response = conn
-        .send(0, &request, timeout)
+        .send(0, request, wait)
         .await
         .map_err(|e| e.to_string())?;
-    match response.error_code {
-        0 => Ok(()),
-        code => Err(format!("UpdateRaftVoter answered error {code}")),
-    }
+    refusal(&response).map_or(Ok(()), Err)
 }
 
 /// `voter`'s endpoints as a request's listeners (AddRaftVoter's and UpdateRaftVoter's are
@@ -1699,21 +1711,17 @@ async fn send_add_voter(
                 .with_host(host)
                 .with_port(port)
         }));
-    let mut conn = KafkaConnection::connect(&addr, &format!("kraftd-raft-{}", voter.id), timeout)
-        .await
-        .map_err(|e| e.to_string())?;
     // The leader answers once the change commits, or after the request's timeout.
-    let response = conn
-        .send(0, &request, timeout * 2)
-        .await
-        .map_err(|e| e.to_string())?;
-    match response.error_code {
-        0 => Ok(()),
-        code => Err(format!(
-            "AddRaftVoter answered error {code}: {}",
-            response.error_message.as_deref().unwrap_or("")
-        )),
-    }
+    ask_leader(&addr, voter.id, &request, timeout * 2, |r| {
+        (r.error_code != 0).then(|| {
+            format!(
+                "AddRaftVoter answered error {}: {}",
+                r.error_code,
+                r.error_message.as_deref().unwrap_or("")
+            )
+        })
+    })
+    .await
 }
 
 /// Bytes asked for per FetchSnapshot request.
