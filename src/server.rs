@@ -263,7 +263,7 @@ pub async fn start(config: ServerConfig, cluster_id: String) -> Result<RunningSe
             broker.set_broker_epoch(epoch);
             // Caught up with the metadata log: the image's roles are current, not this
             // node's stale view from before a restart.
-            broker.enable_roles(&metadata.current());
+            broker.enable_roles();
             // Re-registration (after STALE_BROKER_EPOCH) issues a new epoch.
             {
                 let dispatcher = dispatcher.clone();

@@ -371,15 +371,31 @@ async fn two_nodes_serve_records_from_the_broker_that_leads_each_partition() {
     }
     consumer.assign(&tpl).expect("assign");
     let mut got = Vec::new();
+    let mut errors = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     while got.len() < sent.len() && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
-            got.push((m.partition(), m.offset(), value));
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                got.push((m.partition(), m.offset(), value));
+            }
+            Some(Err(e)) => errors.push(e.to_string()),
+            None => {}
         }
     }
     got.sort();
     sent.sort();
+    if got != sent {
+        // What the client was told, and what the nodes said meanwhile.
+        eprintln!("consumer errors: {errors:?}");
+        for (i, n) in cluster.nodes.iter().enumerate() {
+            eprintln!(
+                "--- node {} ---\n{}",
+                i + 1,
+                common::cluster::tail(&n.log(), 40)
+            );
+        }
+    }
     assert_eq!(
         got, sent,
         "every record, at its offset, after a full restart"

@@ -49,6 +49,8 @@ pub struct ReplicaManager {
     roles_enabled: std::sync::atomic::AtomicBool,
     /// Serialises image application, so enabling roles never races an image being applied.
     applying: Mutex<()>,
+    /// The newest image the metadata loader delivered: what enabling roles applies.
+    latest_image: Mutex<Option<Arc<MetadataImage>>>,
     /// Set once roles are enabled: the replica fetchers look at the partitions again then, as
     /// no new image may follow for a while to wake them.
     roles_enabled_signal: tokio::sync::watch::Sender<bool>,
@@ -99,6 +101,7 @@ impl ReplicaManager {
             alter_isr_queue: Mutex::new(None),
             roles_enabled: std::sync::atomic::AtomicBool::new(false),
             applying: Mutex::new(()),
+            latest_image: Mutex::new(None),
             roles_enabled_signal: tokio::sync::watch::Sender::new(false),
             startup_checkpoints: Mutex::new(HashMap::new()),
             cleaner_offsets: Mutex::new(None),
@@ -355,9 +358,18 @@ impl ReplicaManager {
 
     /// The broker has caught up with the metadata log: partitions take the roles `image` gives
     /// them from now on.
-    pub fn enable_roles(&self, image: &MetadataImage) {
-        self.roles_enabled.store(true, Ordering::Release);
-        self.apply_image(image);
+    /// Applies the roles of the newest image the loader delivered, under the same lock as
+    /// every delivery, so an older image (one read from the metadata reader a moment before)
+    /// can never overwrite the roles of a newer one.
+    pub fn enable_roles(&self) {
+        {
+            let _applying = self.applying.lock();
+            self.roles_enabled.store(true, Ordering::Release);
+            let latest = self.latest_image.lock().ok().and_then(|l| l.clone());
+            if let Some(image) = latest {
+                self.apply_image_locked(&image);
+            }
+        }
         self.roles_enabled_signal.send_replace(true);
     }
 
@@ -366,9 +378,8 @@ impl ReplicaManager {
         self.roles_enabled_signal.subscribe()
     }
 
-    /// Brings the hosted partitions in line with `image`.
-    pub fn apply_image(&self, image: &MetadataImage) {
-        let _applying = self.applying.lock();
+    /// Brings the hosted partitions in line with `image`; the caller holds `applying`.
+    fn apply_image_locked(&self, image: &MetadataImage) {
         let roles = self.roles_enabled.load(Ordering::Acquire);
         let brokers = Arc::new(BrokerStates::from_image(image));
         if let Ok(mut b) = self.broker_states.write() {
@@ -881,8 +892,12 @@ fn close_partition(p: Arc<Partition>) {
 }
 
 impl MetadataPublisher for ReplicaManager {
-    fn publish(&self, image: &MetadataImage) {
-        self.apply_image(image);
+    fn publish(&self, image: &Arc<MetadataImage>) {
+        let _applying = self.applying.lock();
+        if let Ok(mut latest) = self.latest_image.lock() {
+            *latest = Some(image.clone());
+        }
+        self.apply_image_locked(image);
     }
 }
 

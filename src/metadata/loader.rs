@@ -33,7 +33,7 @@ use crate::raft::{RaftError, RaftHandle};
 /// the broker opens the partitions an image assigns it, so that when a client learns of a
 /// partition from Metadata, the partition is already served.
 pub trait MetadataPublisher: Send + Sync {
-    fn publish(&self, image: &MetadataImage);
+    fn publish(&self, image: &Arc<MetadataImage>);
 }
 
 /// Where the loader reads committed batches from: the Raft log (`RaftHandle`), or a stand-in in
@@ -743,7 +743,7 @@ mod tests {
     struct Seen(Mutex<Vec<i64>>);
 
     impl MetadataPublisher for Seen {
-        fn publish(&self, image: &MetadataImage) {
+        fn publish(&self, image: &Arc<MetadataImage>) {
             self.0.lock().expect("lock").push(image.offset);
         }
     }
